@@ -1,0 +1,314 @@
+//! The records qrpayd keeps: transactions, attempts, payment results and outbox events, in
+//! MQ-Pay's vocabulary. Plain data; no I/O.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::money::Currency;
+use super::status::{AttemptStatus, AttemptType, TransactionStatus};
+
+/// The longest id the till may send (`source_id`, `attempt_id`, ...), in characters.
+pub const MAX_ID_LEN: usize = 64;
+/// The longest description, in characters.
+pub const MAX_DESCRIPTION_LEN: usize = 255;
+/// The longest note or reason, in characters.
+pub const MAX_NOTE_LEN: usize = 1000;
+/// The most items one checkout may carry.
+pub const MAX_ITEMS: usize = 200;
+
+/// A point in time, as milliseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Timestamp {
+        let now = time::OffsetDateTime::now_utc();
+        Timestamp((now.unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    /// This time plus `millis` milliseconds, saturating.
+    pub fn plus_millis(self, millis: u64) -> Timestamp {
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(millis).unwrap_or(i64::MAX)),
+        )
+    }
+
+    /// Milliseconds from `self` until `later`, zero when `later` is not later.
+    pub fn millis_until(self, later: Timestamp) -> u64 {
+        u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0)
+    }
+
+    /// RFC 3339 in UTC with millisecond precision (`2026-11-21T10:35:00.000Z`).
+    pub fn to_rfc3339(self) -> String {
+        let nanos = i128::from(self.0) * 1_000_000;
+        match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(at) => at
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                ))
+                .unwrap_or_else(|_| self.0.to_string()),
+            Err(_) => self.0.to_string(),
+        }
+    }
+
+    /// Parses RFC 3339 (any offset).
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+        Some(Timestamp((at.unix_timestamp_nanos() / 1_000_000) as i64))
+    }
+
+    /// The wall-clock time of day in UTC, `HH:MM:SS`, for the customer display.
+    pub fn time_of_day_utc(self) -> String {
+        let nanos = i128::from(self.0) * 1_000_000;
+        match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(at) => format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second()),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+/// What the transaction pays for, as the till names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The kind of thing (`Order` unless the till says otherwise).
+    pub kind: String,
+    /// The till's id for it; unique per kind.
+    pub id: String,
+    /// The till's human-readable reference, if any.
+    pub uid: Option<String>,
+}
+
+/// One line of what is being paid for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub description: String,
+    pub quantity: Decimal,
+    pub unit_price: Decimal,
+}
+
+/// A bank-app deep link that opens the payment directly on the customer's phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeepLink {
+    pub name: String,
+    pub link: String,
+}
+
+/// A payment the till asked for (MQ-Pay's `Transaction`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    pub id: String,
+    /// Human-readable and unique on this terminal: `TXN000001`.
+    pub number: String,
+    pub terminal_id: String,
+    pub source: Source,
+    pub currency: Currency,
+    pub total: Decimal,
+    pub paid: Decimal,
+    pub refunded: Decimal,
+    pub status: TransactionStatus,
+    pub description: Option<String>,
+    pub items: Vec<Item>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Transaction {
+    /// What is still to be paid.
+    pub fn remaining(&self) -> Decimal {
+        (self.total - self.paid).max(Decimal::ZERO)
+    }
+}
+
+/// Why an attempt failed, in the provider's (or qrpayd's) words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+}
+
+/// One try at moving money for a transaction (MQ-Pay's `PaymentAttempt`): a payment, or a
+/// cancel or refund of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub id: String,
+    /// Human-readable and unique on this terminal: `ATT000001`.
+    pub code: String,
+    pub transaction_id: String,
+    pub kind: AttemptType,
+    pub status: AttemptStatus,
+    pub provider: String,
+    pub method: String,
+    pub amount: Decimal,
+    /// Money the provider confirmed for this attempt (payments only).
+    pub paid: Decimal,
+    /// Money refunded from this attempt (payments only).
+    pub refunded: Decimal,
+    /// Cash handed over, for system payments.
+    pub tendered: Option<Decimal>,
+    pub parent_id: Option<String>,
+    /// Sent with every provider call for this attempt, so a retried call is recognised.
+    pub idempotency_key: String,
+    pub invoice_id: Option<String>,
+    pub short_url: Option<String>,
+    pub qr_text: Option<String>,
+    pub deep_links: Vec<DeepLink>,
+    /// Whether an invoice for this attempt may still be payable at the provider: set when it is
+    /// created, cleared once the provider confirmed it closed (paid in full, cancelled).
+    pub provider_open: bool,
+    pub allow_partial: bool,
+    pub expires_at: Option<Timestamp>,
+    pub failure: Option<Failure>,
+    pub note: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Attempt {
+    /// What may still be refunded from this attempt.
+    pub fn refundable(&self) -> Decimal {
+        (self.paid - self.refunded).max(Decimal::ZERO)
+    }
+}
+
+/// One provider observation that moved money. Rows are only ever added; a provider payment id
+/// is recorded once however often it is seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentResult {
+    pub attempt_id: String,
+    pub provider: String,
+    pub provider_payment_id: String,
+    pub amount: Decimal,
+    pub paid_at: Option<Timestamp>,
+    pub observed_at: Timestamp,
+}
+
+/// What an outbox event reports to the merchant's back office.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxKind {
+    TransactionSettled,
+    TransactionPartiallyPaid,
+    TransactionCancelled,
+    AttemptExpired,
+    RefundSucceeded,
+}
+
+impl OutboxKind {
+    /// The name stored and synced.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutboxKind::TransactionSettled => "transaction_settled",
+            OutboxKind::TransactionPartiallyPaid => "transaction_partially_paid",
+            OutboxKind::TransactionCancelled => "transaction_cancelled",
+            OutboxKind::AttemptExpired => "attempt_expired",
+            OutboxKind::RefundSucceeded => "refund_succeeded",
+        }
+    }
+}
+
+/// An event waiting in the outbox for the upstream sync.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    /// Monotonic; the sync sends events in this order.
+    pub seq: i64,
+    pub transaction_id: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub created_at: Timestamp,
+}
+
+/// What the transaction's status should be for the money received so far.
+pub fn status_for_money(total: Decimal, paid: Decimal) -> TransactionStatus {
+    if paid >= total {
+        TransactionStatus::Settled
+    } else if paid > Decimal::ZERO {
+        TransactionStatus::Partial
+    } else {
+        TransactionStatus::New
+    }
+}
+
+/// A text field that breaks its documented limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("{field} is {len} characters long, the most allowed is {max}")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("{field} must not be empty")]
+    Empty { field: &'static str },
+    #[error("{field} contains a control character")]
+    ControlCharacter { field: &'static str },
+}
+
+/// Checks a text field from outside against its limit: not empty, at most `max` characters, no
+/// control characters.
+pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), TextError> {
+    if value.is_empty() {
+        return Err(TextError::Empty { field });
+    }
+    let len = value.chars().count();
+    if len > max {
+        return Err(TextError::TooLong { field, len, max });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(TextError::ControlCharacter { field });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_follows_money() {
+        let d = |s: &str| Decimal::from_str_exact(s).expect("literal");
+        assert_eq!(status_for_money(d("100"), d("0")), TransactionStatus::New);
+        assert_eq!(status_for_money(d("100"), d("40")), TransactionStatus::Partial);
+        assert_eq!(status_for_money(d("100"), d("100")), TransactionStatus::Settled);
+        assert_eq!(status_for_money(d("100"), d("120")), TransactionStatus::Settled);
+    }
+
+    #[test]
+    fn text_limits_are_enforced() {
+        assert_eq!(check_text("source_id", "order-1", MAX_ID_LEN), Ok(()));
+        assert_eq!(
+            check_text("source_id", &"x".repeat(65), MAX_ID_LEN),
+            Err(TextError::TooLong {
+                field: "source_id",
+                len: 65,
+                max: 64
+            })
+        );
+        // Limits count characters, not bytes: 64 Mongolian letters are fine.
+        assert_eq!(check_text("source_id", &"ө".repeat(64), MAX_ID_LEN), Ok(()));
+        assert_eq!(
+            check_text("note", "", MAX_NOTE_LEN),
+            Err(TextError::Empty { field: "note" })
+        );
+        assert_eq!(
+            check_text("note", "a\u{0}b", MAX_NOTE_LEN),
+            Err(TextError::ControlCharacter { field: "note" })
+        );
+    }
+
+    #[test]
+    fn timestamps_format_as_rfc3339_utc() {
+        let at = Timestamp(1_763_721_300_000);
+        assert_eq!(at.to_rfc3339(), "2025-11-21T10:35:00.000Z");
+        assert_eq!(Timestamp::parse_rfc3339("2025-11-21T10:35:00Z"), Some(at));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2025-11-21T18:35:00+08:00"),
+            Some(at)
+        );
+        assert_eq!(at.time_of_day_utc(), "10:35:00");
+        assert_eq!(at.millis_until(at.plus_millis(1500)), 1500);
+        assert_eq!(at.plus_millis(1500).millis_until(at), 0);
+    }
+}

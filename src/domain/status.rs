@@ -1,0 +1,281 @@
+//! MQ-Pay's status codes and the one table of legal transitions.
+//!
+//! Every status change in qrpayd is checked here, by [`TransactionStatus::check_transition`] and
+//! [`AttemptStatus::check_transition`], before the store writes it. A transition that is not a
+//! row of these tables is `InvalidTransactionStatus`, wherever it is attempted.
+
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! status_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $code:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in the order MQ-Pay lists them.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The MQ-Pay code, as it crosses every boundary and is stored.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $($name::$variant => $code,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.code())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownCode;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.code() == s)
+                    .ok_or_else(|| UnknownCode { kind: stringify!($name), code: s.to_owned() })
+            }
+        }
+    };
+}
+
+/// A code that is not one of MQ-Pay's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?} is not a valid {kind} code")]
+pub struct UnknownCode {
+    pub kind: &'static str,
+    pub code: String,
+}
+
+status_enum!(
+    /// The status of a transaction (MQ-Pay's `Transaction.status`).
+    TransactionStatus {
+        /// Created; no money received yet.
+        New => "100_NEW",
+        /// Some money received, less than the total.
+        Partial => "300_PARTIAL",
+        /// Money received covers the total.
+        Settled => "304_SETTLED",
+        /// Cancelled with every attempt; final.
+        Cancelled => "505_CANCELLED",
+        /// Temporarily blocked (reserved by MQ-Pay; qrpayd never sets it itself).
+        Blocked => "403_BLOCKED",
+        /// Permanently closed (reserved by MQ-Pay; qrpayd never sets it itself).
+        Closed => "404_CLOSED",
+    }
+);
+
+status_enum!(
+    /// The status of a payment, cancel or refund attempt (MQ-Pay's `PaymentAttempt.status`).
+    AttemptStatus {
+        /// Recorded, not yet sent to the provider (or the send's outcome is not known yet).
+        New => "100_NEW",
+        /// Sent to the provider and live there.
+        Sent => "204_SENT",
+        /// Confirmed by the provider (or by the cashier, for system payments).
+        Success => "302_SUCCESS",
+        /// Failed or cancelled.
+        Fail => "500_FAIL",
+        /// Timed out without money.
+        Expired => "501_EXPIRED",
+    }
+);
+
+status_enum!(
+    /// What an attempt does (MQ-Pay's `PaymentAttempt.type`).
+    AttemptType {
+        /// Takes money from the customer.
+        Payment => "100_PAYMENT",
+        /// Cancels a payment attempt; its `parent_id` is the payment attempt.
+        CancelPayment => "200_CANCEL_PAYMENT",
+        /// Gives money back; its `parent_id` is the successful payment attempt.
+        RefundPayment => "300_REFUND_PAYMENT",
+    }
+);
+
+/// A status change that the transition tables do not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a {kind} cannot go from {from} to {to}")]
+pub struct InvalidTransition {
+    pub kind: &'static str,
+    pub from: &'static str,
+    pub to: &'static str,
+}
+
+/// The legal transaction transitions. Staying in the same status is always allowed (more money
+/// on a partial transaction, a refund on a settled one) and is not listed.
+pub const TRANSACTION_TRANSITIONS: &[(TransactionStatus, TransactionStatus)] = {
+    use TransactionStatus::*;
+    &[
+        // Money arrives.
+        (New, Partial),
+        (New, Settled),
+        (Partial, Settled),
+        // Cancelling the transaction with all its attempts. From Partial only once every bit of
+        // money received was refunded; the engine checks that before asking.
+        (New, Cancelled),
+        (Partial, Cancelled),
+    ]
+};
+
+/// The legal attempt transitions. Staying in the same status is allowed and not listed.
+pub const ATTEMPT_TRANSITIONS: &[(AttemptStatus, AttemptStatus)] = {
+    use AttemptStatus::*;
+    &[
+        // The provider accepted the request.
+        (New, Sent),
+        // Confirmed at once (a cash payment, a cancel or a refund the provider confirmed).
+        (New, Success),
+        // Refused by the provider, or abandoned before it was ever created there.
+        (New, Fail),
+        // The attempt's time ran out before it was created at the provider.
+        (New, Expired),
+        // Money received.
+        (Sent, Success),
+        // Cancelled, or failed at the provider.
+        (Sent, Fail),
+        // Timed out without money.
+        (Sent, Expired),
+        // A late payment: the money arrived after expiry, seen by the final check or when the
+        // provider refused the cancel because the invoice was paid. It is never lost.
+        (Expired, Success),
+    ]
+};
+
+impl TransactionStatus {
+    /// Whether nothing can change this transaction's status any more.
+    pub fn is_final(self) -> bool {
+        !TRANSACTION_TRANSITIONS.iter().any(|(from, _)| *from == self)
+    }
+
+    /// Checks `self → to` against [`TRANSACTION_TRANSITIONS`].
+    pub fn check_transition(self, to: TransactionStatus) -> Result<(), InvalidTransition> {
+        if self == to || TRANSACTION_TRANSITIONS.contains(&(self, to)) {
+            Ok(())
+        } else {
+            Err(InvalidTransition {
+                kind: "transaction",
+                from: self.code(),
+                to: to.code(),
+            })
+        }
+    }
+}
+
+impl AttemptStatus {
+    /// Whether the attempt is still live: the customer may still pay it or the request is in
+    /// flight.
+    pub fn is_open(self) -> bool {
+        matches!(self, AttemptStatus::New | AttemptStatus::Sent)
+    }
+
+    /// Checks `self → to` against [`ATTEMPT_TRANSITIONS`].
+    pub fn check_transition(self, to: AttemptStatus) -> Result<(), InvalidTransition> {
+        if self == to || ATTEMPT_TRANSITIONS.contains(&(self, to)) {
+            Ok(())
+        } else {
+            Err(InvalidTransition {
+                kind: "payment attempt",
+                from: self.code(),
+                to: to.code(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pair of statuses is either a row of the table, a self-transition, or refused.
+    #[test]
+    fn transaction_table_is_exactly_what_is_allowed() {
+        use TransactionStatus::*;
+        let expected_allowed = [
+            (New, Partial),
+            (New, Settled),
+            (Partial, Settled),
+            (New, Cancelled),
+            (Partial, Cancelled),
+        ];
+        for &from in TransactionStatus::ALL {
+            for &to in TransactionStatus::ALL {
+                let allowed = from == to || expected_allowed.contains(&(from, to));
+                assert_eq!(
+                    from.check_transition(to).is_ok(),
+                    allowed,
+                    "{from} -> {to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn attempt_table_is_exactly_what_is_allowed() {
+        use AttemptStatus::*;
+        let expected_allowed = [
+            (New, Sent),
+            (New, Success),
+            (New, Fail),
+            (New, Expired),
+            (Sent, Success),
+            (Sent, Fail),
+            (Sent, Expired),
+            (Expired, Success),
+        ];
+        for &from in AttemptStatus::ALL {
+            for &to in AttemptStatus::ALL {
+                let allowed = from == to || expected_allowed.contains(&(from, to));
+                assert_eq!(
+                    from.check_transition(to).is_ok(),
+                    allowed,
+                    "{from} -> {to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn settled_cancelled_blocked_and_closed_are_final() {
+        use TransactionStatus::*;
+        for status in [Settled, Cancelled, Blocked, Closed] {
+            assert!(status.is_final(), "{status}");
+        }
+        for status in [New, Partial] {
+            assert!(!status.is_final(), "{status}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_transition_names_both_statuses() {
+        let err = AttemptStatus::Success
+            .check_transition(AttemptStatus::Sent)
+            .expect_err("success is final");
+        assert_eq!(
+            err.to_string(),
+            "a payment attempt cannot go from 302_SUCCESS to 204_SENT"
+        );
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for &status in TransactionStatus::ALL {
+            assert_eq!(status.code().parse::<TransactionStatus>(), Ok(status));
+        }
+        for &status in AttemptStatus::ALL {
+            assert_eq!(status.code().parse::<AttemptStatus>(), Ok(status));
+        }
+        for &kind in AttemptType::ALL {
+            assert_eq!(kind.code().parse::<AttemptType>(), Ok(kind));
+        }
+        assert!("304_settled".parse::<TransactionStatus>().is_err());
+    }
+}

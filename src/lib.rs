@@ -1,0 +1,5 @@
+//! qrpayd: the QR payment daemon of a point-of-sale terminal.
+//!
+//! See ARCHITECTURE.md for the code map and the invariants that keep it honest.
+
+pub mod domain;
