@@ -3,3 +3,4 @@
 //! See ARCHITECTURE.md for the code map and the invariants that keep it honest.
 
 pub mod domain;
+pub mod store;

@@ -10,7 +10,9 @@ pub mod status;
 
 pub use model::{
     Attempt, DeepLink, Failure, Item, OutboxEvent, OutboxKind, PaymentResult, Source, TextError,
-    Timestamp, Transaction, check_text, status_for_money,
+    Timestamp, Transaction, TransactionFilter, check_text, status_for_money,
 };
-pub use money::{AmountError, Currency, format_amount, format_for_display, parse_amount, parse_decimal};
+pub use money::{
+    AmountError, Currency, format_amount, format_for_display, parse_amount, parse_decimal,
+};
 pub use status::{AttemptStatus, AttemptType, InvalidTransition, TransactionStatus};

@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::money::Currency;
-use super::status::{AttemptStatus, AttemptType, TransactionStatus};
+use super::status::{AttemptStatus, AttemptType, InvalidTransition, TransactionStatus};
 
 /// The longest id the till may send (`source_id`, `attempt_id`, ...), in characters.
 pub const MAX_ID_LEN: usize = 64;
@@ -116,6 +116,18 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// Moves the transaction to `to`, if the transition table allows it.
+    pub fn transition_to(
+        &mut self,
+        to: TransactionStatus,
+        now: Timestamp,
+    ) -> Result<(), InvalidTransition> {
+        self.status.check_transition(to)?;
+        self.status = to;
+        self.updated_at = now;
+        Ok(())
+    }
+
     /// What is still to be paid.
     pub fn remaining(&self) -> Decimal {
         (self.total - self.paid).max(Decimal::ZERO)
@@ -167,6 +179,18 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// Moves the attempt to `to`, if the transition table allows it.
+    pub fn transition_to(
+        &mut self,
+        to: AttemptStatus,
+        now: Timestamp,
+    ) -> Result<(), InvalidTransition> {
+        self.status.check_transition(to)?;
+        self.status = to;
+        self.updated_at = now;
+        Ok(())
+    }
+
     /// What may still be refunded from this attempt.
     pub fn refundable(&self) -> Decimal {
         (self.paid - self.refunded).max(Decimal::ZERO)
@@ -220,6 +244,27 @@ pub struct OutboxEvent {
     pub created_at: Timestamp,
 }
 
+/// Which transactions `ListTransactions` and `CountTransactions` select.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionFilter {
+    pub status: Option<TransactionStatus>,
+    pub source_type: Option<String>,
+    pub source_id: Option<String>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+impl TransactionFilter {
+    /// The page size when the till names none.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// The largest page the till may ask for.
+    pub const MAX_LIMIT: u32 = 500;
+}
+
 /// What the transaction's status should be for the money received so far.
 pub fn status_for_money(total: Decimal, paid: Decimal) -> TransactionStatus {
     if paid >= total {
@@ -270,9 +315,18 @@ mod tests {
     fn status_follows_money() {
         let d = |s: &str| Decimal::from_str_exact(s).expect("literal");
         assert_eq!(status_for_money(d("100"), d("0")), TransactionStatus::New);
-        assert_eq!(status_for_money(d("100"), d("40")), TransactionStatus::Partial);
-        assert_eq!(status_for_money(d("100"), d("100")), TransactionStatus::Settled);
-        assert_eq!(status_for_money(d("100"), d("120")), TransactionStatus::Settled);
+        assert_eq!(
+            status_for_money(d("100"), d("40")),
+            TransactionStatus::Partial
+        );
+        assert_eq!(
+            status_for_money(d("100"), d("100")),
+            TransactionStatus::Settled
+        );
+        assert_eq!(
+            status_for_money(d("100"), d("120")),
+            TransactionStatus::Settled
+        );
     }
 
     #[test]

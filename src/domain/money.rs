@@ -77,13 +77,17 @@ impl FromStr for Currency {
 pub enum AmountError {
     #[error("the amount is empty")]
     Empty,
-    #[error("the amount {0:?} is not a plain decimal number (digits, optionally one '.' and more digits)")]
+    #[error(
+        "the amount {0:?} is not a plain decimal number (digits, optionally one '.' and more digits)"
+    )]
     NotDecimal(String),
     #[error("the amount {0:?} is negative")]
     Negative(String),
     #[error("the amount must be greater than zero")]
     Zero,
-    #[error("the amount {amount} has more than {allowed} decimal places, the most {currency} allows")]
+    #[error(
+        "the amount {amount} has more than {allowed} decimal places, the most {currency} allows"
+    )]
     TooManyDecimals {
         amount: String,
         currency: Currency,
@@ -223,10 +227,18 @@ mod tests {
             ("-5", Currency::Mnt, AmountError::Negative("-5".into())),
             ("+5", Currency::Mnt, AmountError::NotDecimal("+5".into())),
             (" 5", Currency::Mnt, AmountError::NotDecimal(" 5".into())),
-            ("1,000", Currency::Mnt, AmountError::NotDecimal("1,000".into())),
+            (
+                "1,000",
+                Currency::Mnt,
+                AmountError::NotDecimal("1,000".into()),
+            ),
             ("5.", Currency::Mnt, AmountError::NotDecimal("5.".into())),
             (".5", Currency::Mnt, AmountError::NotDecimal(".5".into())),
-            ("1.2.3", Currency::Mnt, AmountError::NotDecimal("1.2.3".into())),
+            (
+                "1.2.3",
+                Currency::Mnt,
+                AmountError::NotDecimal("1.2.3".into()),
+            ),
             ("0", Currency::Mnt, AmountError::Zero),
             ("0.00", Currency::Mnt, AmountError::Zero),
             (
@@ -248,7 +260,11 @@ mod tests {
             ),
         ];
         for (input, currency, expected) in cases {
-            assert_eq!(parse_amount(input, currency, max), Err(expected), "{input:?}");
+            assert_eq!(
+                parse_amount(input, currency, max),
+                Err(expected),
+                "{input:?}"
+            );
         }
     }
 
@@ -278,8 +294,14 @@ mod tests {
 
     #[test]
     fn formats_for_people() {
-        assert_eq!(format_for_display(dec("12500"), Currency::Mnt), "12,500.00 MNT");
-        assert_eq!(format_for_display(dec("100000"), Currency::Vnd), "100,000 VND");
+        assert_eq!(
+            format_for_display(dec("12500"), Currency::Mnt),
+            "12,500.00 MNT"
+        );
+        assert_eq!(
+            format_for_display(dec("100000"), Currency::Vnd),
+            "100,000 VND"
+        );
         assert_eq!(format_for_display(dec("999"), Currency::Vnd), "999 VND");
         assert_eq!(
             format_for_display(dec("1234567.5"), Currency::Mnt),

@@ -153,7 +153,9 @@ pub const ATTEMPT_TRANSITIONS: &[(AttemptStatus, AttemptStatus)] = {
 impl TransactionStatus {
     /// Whether nothing can change this transaction's status any more.
     pub fn is_final(self) -> bool {
-        !TRANSACTION_TRANSITIONS.iter().any(|(from, _)| *from == self)
+        !TRANSACTION_TRANSITIONS
+            .iter()
+            .any(|(from, _)| *from == self)
     }
 
     /// Checks `self → to` against [`TRANSACTION_TRANSITIONS`].
@@ -209,11 +211,7 @@ mod tests {
         for &from in TransactionStatus::ALL {
             for &to in TransactionStatus::ALL {
                 let allowed = from == to || expected_allowed.contains(&(from, to));
-                assert_eq!(
-                    from.check_transition(to).is_ok(),
-                    allowed,
-                    "{from} -> {to}"
-                );
+                assert_eq!(from.check_transition(to).is_ok(), allowed, "{from} -> {to}");
             }
         }
     }
@@ -234,11 +232,7 @@ mod tests {
         for &from in AttemptStatus::ALL {
             for &to in AttemptStatus::ALL {
                 let allowed = from == to || expected_allowed.contains(&(from, to));
-                assert_eq!(
-                    from.check_transition(to).is_ok(),
-                    allowed,
-                    "{from} -> {to}"
-                );
+                assert_eq!(from.check_transition(to).is_ok(), allowed, "{from} -> {to}");
             }
         }
     }

@@ -1,0 +1,280 @@
+//! Store tests against real SQLite files in temporary directories.
+
+use rust_decimal::Decimal;
+
+use super::{Store, StoreError, schema::LATEST_VERSION};
+use crate::domain::{
+    Attempt, AttemptStatus, AttemptType, Currency, DeepLink, Item, OutboxKind, PaymentResult,
+    Source, Timestamp, Transaction, TransactionFilter, TransactionStatus,
+};
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str_exact(s).expect("test literal")
+}
+
+fn transaction(id: &str, source_id: &str, at: i64) -> Transaction {
+    Transaction {
+        id: id.into(),
+        number: format!("TXN-{id}"),
+        terminal_id: "T1".into(),
+        source: Source {
+            kind: "Order".into(),
+            id: source_id.into(),
+            uid: Some("ORD-1".into()),
+        },
+        currency: Currency::Mnt,
+        total: dec("12500.50"),
+        paid: Decimal::ZERO,
+        refunded: Decimal::ZERO,
+        status: TransactionStatus::New,
+        description: Some("Coffee".into()),
+        items: vec![Item {
+            description: "Latte".into(),
+            quantity: dec("2"),
+            unit_price: dec("6250.25"),
+        }],
+        created_at: Timestamp(at),
+        updated_at: Timestamp(at),
+    }
+}
+
+fn attempt(id: &str, transaction_id: &str) -> Attempt {
+    Attempt {
+        id: id.into(),
+        code: format!("ATT-{id}"),
+        transaction_id: transaction_id.into(),
+        kind: AttemptType::Payment,
+        status: AttemptStatus::New,
+        provider: "simulator".into(),
+        method: "100_QR_CODE".into(),
+        amount: dec("12500.50"),
+        paid: Decimal::ZERO,
+        refunded: Decimal::ZERO,
+        tendered: None,
+        parent_id: None,
+        idempotency_key: format!("key-{id}"),
+        invoice_id: None,
+        short_url: None,
+        qr_text: None,
+        deep_links: vec![],
+        provider_open: false,
+        allow_partial: false,
+        expires_at: Some(Timestamp(5_000)),
+        failure: None,
+        note: None,
+        created_at: Timestamp(1_000),
+        updated_at: Timestamp(1_000),
+    }
+}
+
+fn open_temp() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join(Store::FILE_NAME)).expect("open");
+    (dir, store)
+}
+
+#[test]
+fn a_fresh_database_gets_the_latest_schema_and_pragmas() {
+    let (_dir, store) = open_temp();
+    let (version, journal, fk): (i64, String, i64) = {
+        let connection = store.connection.lock().expect("lock");
+        (
+            connection
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .expect("version"),
+            connection
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .expect("journal"),
+            connection
+                .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+                .expect("fk"),
+        )
+    };
+    assert_eq!(version, LATEST_VERSION);
+    assert_eq!(journal, "wal");
+    assert_eq!(fk, 1);
+}
+
+#[test]
+fn records_survive_reopening_with_exact_amounts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(Store::FILE_NAME);
+    let mut written_attempt = attempt("a1", "t1");
+    written_attempt.deep_links = vec![DeepLink {
+        name: "Khan bank".into(),
+        link: "khanbank://q?qPay_QRcode=x".into(),
+    }];
+    written_attempt.tendered = Some(dec("20000"));
+    {
+        let store = Store::open(&path).expect("open");
+        store
+            .write(|tx| {
+                tx.insert_transaction(&transaction("t1", "order-1", 1_000))?;
+                tx.insert_attempt(&written_attempt)
+            })
+            .expect("write");
+    }
+    let store = Store::open(&path).expect("reopen");
+    let (read_transaction, read_attempt) = store
+        .read(|tx| {
+            Ok::<_, StoreError>((
+                tx.transaction("t1")?.expect("transaction"),
+                tx.attempt("a1")?.expect("attempt"),
+            ))
+        })
+        .expect("read");
+    assert_eq!(read_transaction, transaction("t1", "order-1", 1_000));
+    assert_eq!(read_attempt, written_attempt);
+    assert_eq!(read_transaction.total.to_string(), "12500.50");
+}
+
+#[test]
+fn a_failed_write_leaves_nothing_behind() {
+    let (_dir, store) = open_temp();
+    let result: Result<(), StoreError> = store.write(|tx| {
+        tx.insert_transaction(&transaction("t1", "order-1", 1_000))?;
+        // The same source again violates the unique index: the whole write is rolled back.
+        tx.insert_transaction(&transaction("t2", "order-1", 1_000))
+    });
+    assert!(matches!(result, Err(StoreError::Sql(_))));
+    let found = store.read(|tx| tx.transaction("t1")).expect("read");
+    assert_eq!(found, None);
+}
+
+#[test]
+fn a_provider_payment_id_is_recorded_once() {
+    let (_dir, store) = open_temp();
+    let result = PaymentResult {
+        attempt_id: "a1".into(),
+        provider: "simulator".into(),
+        provider_payment_id: "pay-1".into(),
+        amount: dec("100"),
+        paid_at: Some(Timestamp(2_000)),
+        observed_at: Timestamp(2_100),
+    };
+    let (first, second, rows) = store
+        .write(|tx| {
+            tx.insert_transaction(&transaction("t1", "order-1", 1_000))?;
+            tx.insert_attempt(&attempt("a1", "t1"))?;
+            let first = tx.insert_payment_result(&result)?;
+            let second = tx.insert_payment_result(&result)?;
+            Ok::<_, StoreError>((first, second, tx.payment_results_of("a1")?))
+        })
+        .expect("write");
+    assert!(first);
+    assert!(!second);
+    assert_eq!(rows, vec![result]);
+}
+
+#[test]
+fn outbox_events_keep_their_order() {
+    let (_dir, store) = open_temp();
+    let events = store
+        .write(|tx| {
+            tx.insert_transaction(&transaction("t1", "order-1", 1_000))?;
+            let kinds = [
+                OutboxKind::TransactionPartiallyPaid,
+                OutboxKind::TransactionSettled,
+                OutboxKind::RefundSucceeded,
+            ];
+            for (i, kind) in kinds.into_iter().enumerate() {
+                tx.append_outbox("t1", kind, &serde_json::json!({ "i": i }), Timestamp(1))?;
+            }
+            tx.pending_outbox(10)
+        })
+        .expect("write");
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "transaction_partially_paid",
+            "transaction_settled",
+            "refund_succeeded"
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(
+        store.read(|tx| tx.pending_outbox_count()).expect("count"),
+        3
+    );
+}
+
+#[test]
+fn counters_count_up_from_one() {
+    let (_dir, store) = open_temp();
+    let values = store
+        .write(|tx| {
+            Ok::<_, StoreError>([
+                tx.next_counter("transaction")?,
+                tx.next_counter("transaction")?,
+                tx.next_counter("attempt")?,
+            ])
+        })
+        .expect("write");
+    assert_eq!(values, [1, 2, 1]);
+}
+
+#[test]
+fn filters_select_and_count_transactions() {
+    let (_dir, store) = open_temp();
+    store
+        .write(|tx| {
+            for i in 0..5 {
+                tx.insert_transaction(&transaction(&format!("t{i}"), &format!("o{i}"), i * 10))?;
+            }
+            let mut settled = tx.transaction("t3")?.expect("t3");
+            settled.status = TransactionStatus::Settled;
+            tx.update_transaction(&settled)
+        })
+        .expect("write");
+    let filter = TransactionFilter {
+        since: Some(Timestamp(10)),
+        until: Some(Timestamp(40)),
+        limit: 2,
+        ..TransactionFilter::default()
+    };
+    let (page, count, settled) = store
+        .read(|tx| {
+            Ok::<_, StoreError>((
+                tx.list_transactions(&filter)?,
+                tx.count_transactions(&filter)?,
+                tx.count_transactions(&TransactionFilter {
+                    status: Some(TransactionStatus::Settled),
+                    ..TransactionFilter::default()
+                })?,
+            ))
+        })
+        .expect("read");
+    let ids: Vec<&str> = page.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["t3", "t2"]);
+    assert_eq!(count, 3);
+    assert_eq!(settled, 1);
+}
+
+#[test]
+fn a_database_from_a_newer_qrpayd_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(Store::FILE_NAME);
+    drop(Store::open(&path).expect("create"));
+    {
+        let connection = rusqlite::Connection::open(&path).expect("raw open");
+        connection
+            .pragma_update(None, "user_version", LATEST_VERSION + 1)
+            .expect("bump");
+    }
+    let err = Store::open(&path).expect_err("newer schema");
+    assert!(matches!(err, StoreError::TooNew { found, .. } if found == LATEST_VERSION + 1));
+    assert!(err.to_string().contains(&path.display().to_string()));
+}
+
+#[test]
+fn a_corrupt_database_is_named_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(Store::FILE_NAME);
+    let garbage = b"this is not a sqlite database, just some bytes on a bad day....".repeat(100);
+    std::fs::write(&path, &garbage).expect("write garbage");
+    let err = Store::open(&path).expect_err("corrupt");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains(&path.display().to_string()));
+    assert_eq!(std::fs::read(&path).expect("read back"), garbage);
+}
