@@ -3,4 +3,6 @@
 //! See ARCHITECTURE.md for the code map and the invariants that keep it honest.
 
 pub mod domain;
+pub mod emv;
+pub mod providers;
 pub mod store;

@@ -1,0 +1,215 @@
+//! Payment providers: the trait every provider implements, and the registry of the enabled ones.
+//!
+//! A provider turns a payment attempt into something the customer can pay (an invoice with a
+//! QR), reports what was paid, and cancels or refunds. This module is the only place that speaks
+//! to providers (and, once the HTTP providers land, the only place that speaks HTTP). It knows
+//! nothing of SQLite or D-Bus, and it never decides what a payment's status is: it reports what
+//! the provider says, and the engine decides.
+//!
+//! Every call must be safe to retry: `create` is keyed by the attempt's idempotency key, and
+//! [`Provider::lookup`] finds what an earlier, interrupted `create` made.
+
+pub mod simulator;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+
+use crate::domain::{Currency, DeepLink, Item, Timestamp};
+
+pub use simulator::Simulator;
+
+/// What the engine asks a provider to create for a payment attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRequest {
+    pub attempt_id: String,
+    pub attempt_code: String,
+    /// Stable across retries of the same attempt; providers use it to recognise a repeat.
+    pub idempotency_key: String,
+    pub transaction_number: String,
+    pub terminal_id: String,
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub description: String,
+    pub expires_at: Timestamp,
+    pub allow_partial: bool,
+    pub items: Vec<Item>,
+}
+
+/// What the provider made for an attempt: something the customer can pay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    /// The provider's id for it, used by every later call.
+    pub invoice_id: String,
+    /// The EMVCo payload to show as a QR.
+    pub qr_text: String,
+    pub short_url: Option<String>,
+    pub deep_links: Vec<DeepLink>,
+}
+
+/// One payment the provider reports against an invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderPayment {
+    /// The provider's id for the payment; the engine records each one once.
+    pub payment_id: String,
+    pub amount: Decimal,
+    pub paid_at: Option<Timestamp>,
+}
+
+/// Where an invoice stands at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvoiceState {
+    /// Still payable.
+    Open,
+    /// Paid in full (or as far as the provider will take it).
+    Paid,
+    /// Cancelled or expired at the provider: no more money can arrive.
+    Closed,
+    /// The provider failed the payment.
+    Failed { code: String, message: String },
+}
+
+/// The answer to a payment check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    pub state: InvoiceState,
+    /// Every payment the provider knows for the invoice, whether seen before or not.
+    pub payments: Vec<ProviderPayment>,
+    /// The provider's own status code and message, for `Verify`.
+    pub code: String,
+    pub message: String,
+}
+
+/// The answer to a cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The invoice is closed (now or before); no more money can arrive.
+    Cancelled,
+    /// The customer paid before the cancel arrived: check and settle instead.
+    AlreadyPaid,
+}
+
+/// What the engine asks a provider to refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// The refund attempt's key, stable across retries.
+    pub idempotency_key: String,
+    pub invoice_id: String,
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub reason: String,
+    /// The recorded payments of the attempt being refunded.
+    pub payments: Vec<ProviderPayment>,
+}
+
+/// A refund the provider confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundOutcome {
+    /// The provider's reference for the refund.
+    pub reference: String,
+}
+
+/// How a provider call failed. None of these carries a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// Not reachable, failed on its side, or answered nonsense: try again later.
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+    /// No answer in time: the call may or may not have taken effect.
+    #[error("the provider did not answer in time")]
+    Timeout,
+    /// The provider refused the request.
+    #[error("the provider refused the request: {code}: {message}")]
+    Rejected { code: String, message: String },
+    /// Credentials were refused even after one refresh.
+    #[error("the provider refused qrpayd's credentials")]
+    Unauthorized,
+    /// Too many requests: wait before the next.
+    #[error("the provider asked qrpayd to slow down")]
+    RateLimited { retry_after: Option<Duration> },
+    /// The provider does not know the invoice or payment.
+    #[error("the provider does not know {0}")]
+    NotFound(String),
+}
+
+impl ProviderError {
+    /// Whether the call's outcome is unknown, so that it must be looked up before it is retried.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, ProviderError::Unavailable(_) | ProviderError::Timeout)
+    }
+}
+
+/// A payment provider. Implementations must make every method safe to call again after an
+/// interruption (see the module documentation).
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The name the till and the config use (`simulator`, `qpay`, ...).
+    fn name(&self) -> &str;
+
+    /// The name shown to the customer (`Simulator`, `QPay`, ...).
+    fn display_name(&self) -> &str;
+
+    /// The currencies it can take.
+    fn currencies(&self) -> &[Currency];
+
+    /// How often to check a live invoice.
+    fn poll_interval(&self) -> Duration;
+
+    /// Creates an invoice. Repeating a create with the same idempotency key returns the same
+    /// invoice, never a second one.
+    async fn create(&self, request: &CreateRequest) -> Result<Invoice, ProviderError>;
+
+    /// Finds the invoice an earlier `create` with this key made, if any.
+    async fn lookup(&self, request: &CreateRequest) -> Result<Option<Invoice>, ProviderError>;
+
+    /// Reports where an invoice stands and every payment against it.
+    async fn check(&self, invoice_id: &str) -> Result<CheckResult, ProviderError>;
+
+    /// Closes an invoice so that no more money can arrive. Cancelling a closed invoice is a
+    /// success.
+    async fn cancel(&self, invoice_id: &str) -> Result<CancelOutcome, ProviderError>;
+
+    /// Gives money back. Repeating a refund with the same idempotency key refunds once.
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, ProviderError>;
+}
+
+/// The enabled providers, by name.
+#[derive(Clone, Default)]
+pub struct Providers {
+    by_name: BTreeMap<String, Arc<dyn Provider>>,
+    simulator: Option<Arc<Simulator>>,
+}
+
+impl Providers {
+    /// Adds the simulator, which also answers the simulator's commands.
+    pub fn with_simulator(mut self, simulator: Arc<Simulator>) -> Self {
+        self.by_name
+            .insert(simulator.name().to_owned(), simulator.clone());
+        self.simulator = Some(simulator);
+        self
+    }
+
+    /// Adds any other provider.
+    pub fn with(mut self, provider: Arc<dyn Provider>) -> Self {
+        self.by_name.insert(provider.name().to_owned(), provider);
+        self
+    }
+
+    /// The provider with this name, if enabled.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.by_name.get(name)
+    }
+
+    /// The simulator, if enabled.
+    pub fn simulator(&self) -> Option<&Arc<Simulator>> {
+        self.simulator.as_ref()
+    }
+
+    /// The names of the enabled providers, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.by_name.keys().cloned().collect()
+    }
+}
