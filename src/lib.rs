@@ -2,7 +2,9 @@
 //!
 //! See ARCHITECTURE.md for the code map and the invariants that keep it honest.
 
+pub mod display;
 pub mod domain;
 pub mod emv;
+pub mod engine;
 pub mod providers;
 pub mod store;

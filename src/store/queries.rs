@@ -270,11 +270,10 @@ impl<'c> Tx<'c> {
     /// The attempt with this id.
     pub fn attempt(&self, id: &str) -> Result<Option<Attempt>, StoreError> {
         let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = ?1");
-        Ok(self
-            .inner
+        self.inner
             .query_row(&sql, [id], read_attempt_row)
             .optional()?
-            .transpose()?)
+            .transpose()
     }
 
     /// Every attempt of a transaction, oldest first.

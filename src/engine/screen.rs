@@ -1,0 +1,158 @@
+//! The customer display driver: decides which attempt the screen shows and asks `display` to
+//! render it. The screen follows the newest live payment attempt; an older attempt's change
+//! never replaces it. Frames are rendered one at a time, so the file always holds the latest.
+
+use std::path::{Path, PathBuf};
+
+use crate::display::{self, Frame, ScreenState};
+use crate::domain::{Attempt, AttemptStatus, AttemptType, Transaction, format_for_display};
+
+/// Where and how big the customer display frame is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreenSettings {
+    pub png_path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+}
+
+pub(super) struct Screen {
+    settings: ScreenSettings,
+    /// The attempt on screen, if any; rendering holds this lock.
+    current: tokio::sync::Mutex<Option<String>>,
+}
+
+impl Screen {
+    pub(super) fn new(settings: ScreenSettings) -> Screen {
+        Screen {
+            settings,
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.settings.png_path
+    }
+
+    /// Shows the idle frame unless something is already on screen.
+    pub(super) async fn show_idle_if_blank(&self) {
+        let current = self.current.lock().await;
+        if current.is_none() {
+            self.render(Owned::idle()).await;
+        }
+    }
+
+    /// Shows the attempt's state if the screen follows it (or it is a newer live attempt).
+    pub(super) async fn update(
+        &self,
+        attempt: &Attempt,
+        transaction: &Transaction,
+        provider: String,
+    ) {
+        if attempt.kind != AttemptType::Payment {
+            return;
+        }
+        let mut current = self.current.lock().await;
+        let follows = current.as_deref() == Some(attempt.id.as_str());
+        if !follows && !attempt.status.is_open() {
+            return;
+        }
+        *current = Some(attempt.id.clone());
+        self.render(Owned::for_attempt(attempt, transaction, provider))
+            .await;
+    }
+
+    async fn render(&self, frame: Owned) {
+        let settings = self.settings.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            display::write_frame(
+                &settings.png_path,
+                &frame.as_frame(),
+                settings.width,
+                settings.height,
+            )
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "cannot write the customer display frame"),
+            Err(error) => tracing::error!(%error, "the display task failed"),
+        }
+    }
+}
+
+/// An owned copy of a frame's text, to hand to a blocking thread.
+struct Owned {
+    state: ScreenState,
+    qr_text: Option<String>,
+    amount: Option<String>,
+    paid: Option<String>,
+    provider: Option<String>,
+    expires: Option<String>,
+    note: Option<String>,
+}
+
+impl Owned {
+    fn idle() -> Owned {
+        Owned {
+            state: ScreenState::Idle,
+            qr_text: None,
+            amount: None,
+            paid: None,
+            provider: None,
+            expires: None,
+            note: None,
+        }
+    }
+
+    fn for_attempt(attempt: &Attempt, transaction: &Transaction, provider: String) -> Owned {
+        let currency = transaction.currency;
+        let state = match attempt.status {
+            AttemptStatus::New | AttemptStatus::Sent if attempt.paid.is_zero() => {
+                ScreenState::Waiting
+            }
+            AttemptStatus::New | AttemptStatus::Sent => ScreenState::PartiallyPaid,
+            AttemptStatus::Success if attempt.paid < attempt.amount => ScreenState::PartiallyPaid,
+            AttemptStatus::Success => ScreenState::Paid,
+            AttemptStatus::Expired => ScreenState::Expired,
+            AttemptStatus::Fail
+                if attempt
+                    .failure
+                    .as_ref()
+                    .is_some_and(|f| f.code == "CANCELLED") =>
+            {
+                ScreenState::Cancelled
+            }
+            AttemptStatus::Fail => ScreenState::Failed,
+        };
+        let live = attempt.status.is_open();
+        Owned {
+            state,
+            qr_text: if live { attempt.qr_text.clone() } else { None },
+            amount: Some(format_for_display(attempt.amount, currency)),
+            paid: Some(format_for_display(attempt.paid, currency)),
+            provider: Some(provider),
+            expires: match attempt.expires_at {
+                Some(at) if live => Some(format!("Pay before {} UTC", at.time_of_day_utc())),
+                _ => None,
+            },
+            note: if live && attempt.qr_text.is_none() && attempt.provider == super::SYSTEM_PROVIDER
+            {
+                Some("Please pay at the counter".to_owned())
+            } else {
+                None
+            },
+        }
+    }
+
+    fn as_frame(&self) -> Frame<'_> {
+        Frame {
+            state: self.state,
+            qr_text: self.qr_text.as_deref(),
+            amount: self.amount.as_deref(),
+            paid: self.paid.as_deref(),
+            provider: self.provider.as_deref(),
+            expires: self.expires.as_deref(),
+            note: self.note.as_deref(),
+        }
+    }
+}

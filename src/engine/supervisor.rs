@@ -1,0 +1,506 @@
+//! One supervisor task per attempt that still needs the daemon.
+//!
+//! For a payment attempt it resolves an invoice creation whose outcome is unknown, polls the
+//! live invoice at the provider's interval (checking at once when nudged), backs off on
+//! errors (honouring a rate limit's retry-after), expires the attempt with a final check, and
+//! closes the invoice at the provider so no late money can go unnoticed. For a cancel or refund
+//! attempt whose outcome is unknown it repeats the call with the same key until it is known.
+//!
+//! Every provider call holds the attempt's lock, so there is never more than one in flight for
+//! an attempt, and a `Verify` or `Cancel` from the till waits its turn.
+
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use super::checkout::{create_request, load_pair_in};
+use super::{Changes, Engine, EngineError};
+use crate::domain::{
+    Attempt, AttemptStatus, AttemptType, Failure, OutboxKind, PaymentResult, Timestamp,
+    Transaction, TransactionStatus, format_amount, status_for_money,
+};
+use crate::providers::{CancelOutcome, CheckResult, InvoiceState, ProviderError};
+use crate::store::Tx;
+
+/// The longest wait between two tries after errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What the supervisor should do next for an attempt.
+enum Step {
+    /// Wait this long (or until nudged), then look again.
+    Wait(Duration),
+    /// Nothing more to do.
+    Done,
+}
+
+impl Engine {
+    /// Starts the attempt's supervisor unless one is running.
+    pub(super) fn supervise(&self, attempt_id: &str) {
+        {
+            let Ok(mut supervised) = self.inner.supervised.lock() else {
+                return;
+            };
+            if !supervised.insert(attempt_id.to_owned()) {
+                return;
+            }
+        }
+        let engine = self.clone();
+        let attempt_id = attempt_id.to_owned();
+        let handle = self.handle(&attempt_id);
+        tokio::spawn(async move {
+            let mut failures: u32 = 0;
+            loop {
+                let step = engine.step(&attempt_id).await;
+                let wait = match step {
+                    Ok(Step::Done) => break,
+                    Ok(Step::Wait(wait)) => {
+                        failures = 0;
+                        wait
+                    }
+                    Err(error) => {
+                        failures = failures.saturating_add(1);
+                        let wait = engine.backoff(&attempt_id, failures, &error).await;
+                        tracing::warn!(
+                            attempt_id = %attempt_id,
+                            %error,
+                            retry_in_ms = wait.as_millis() as u64,
+                            "attempt step failed; will retry"
+                        );
+                        wait
+                    }
+                };
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = handle.wake.notified() => {}
+                    }
+                }
+            }
+            if let Ok(mut supervised) = engine.inner.supervised.lock() {
+                supervised.remove(&attempt_id);
+            }
+            drop(handle);
+            engine.release(&attempt_id);
+        });
+    }
+
+    async fn backoff(&self, attempt_id: &str, failures: u32, error: &StepError) -> Duration {
+        let interval = match self.load_pair(attempt_id).await {
+            Ok((_, attempt)) => self
+                .provider(&attempt.provider)
+                .map(|p| p.poll_interval())
+                .unwrap_or(Duration::from_secs(5)),
+            Err(_) => Duration::from_secs(5),
+        };
+        let exponent = failures.min(8);
+        let backoff = interval.saturating_mul(1 << exponent).min(MAX_BACKOFF);
+        match error {
+            StepError::Provider(ProviderError::RateLimited {
+                retry_after: Some(after),
+            }) => backoff.max(*after),
+            _ => backoff,
+        }
+    }
+
+    /// One step of an attempt's supervision, under its lock.
+    async fn step(&self, attempt_id: &str) -> Result<Step, StepError> {
+        let handle = self.handle(attempt_id);
+        let _guard = handle.lock.lock().await;
+        let (_, attempt) = self.load_pair(attempt_id).await?;
+        match attempt.kind {
+            AttemptType::Payment => self.step_payment(attempt).await,
+            AttemptType::RefundPayment => self.step_refund(attempt).await,
+            AttemptType::CancelPayment => self.step_cancel(attempt).await,
+        }
+    }
+
+    async fn step_payment(&self, attempt: Attempt) -> Result<Step, StepError> {
+        let provider = self.provider(&attempt.provider)?;
+        let now = Timestamp::now();
+        match (attempt.status, &attempt.invoice_id) {
+            (AttemptStatus::New, _) => {
+                // Creation's outcome is unknown: find what the provider made, if anything.
+                let (transaction, _) = self.load_pair(&attempt.id).await?;
+                let request =
+                    create_request(&transaction, &attempt, &self.inner.settings.terminal_id);
+                match provider.lookup(&request).await? {
+                    Some(invoice) => {
+                        // Found: record it, live if there is time left, otherwise expired so
+                        // that it gets closed.
+                        let target = if attempt.expires_at.is_some_and(|at| now >= at) {
+                            AttemptStatus::Expired
+                        } else {
+                            AttemptStatus::Sent
+                        };
+                        self.record_invoice(&attempt.id, invoice, Some(target))
+                            .await?;
+                        Ok(Step::Wait(Duration::ZERO))
+                    }
+                    None => {
+                        self.fail_unsent(&attempt.id).await?;
+                        Ok(Step::Done)
+                    }
+                }
+            }
+            (AttemptStatus::Sent, Some(invoice_id)) => {
+                let expires_at = attempt.expires_at.unwrap_or(now);
+                if now >= expires_at {
+                    self.expire(&attempt, invoice_id).await?;
+                    return Ok(Step::Wait(Duration::ZERO));
+                }
+                let check = provider.check(invoice_id).await?;
+                let attempt = self.apply_check(&attempt.id, check).await?;
+                if !attempt.status.is_open() {
+                    return Ok(Step::Wait(Duration::ZERO));
+                }
+                let until_expiry = Duration::from_millis(now.millis_until(expires_at));
+                Ok(Step::Wait(provider.poll_interval().min(until_expiry)))
+            }
+            (_, Some(invoice_id)) if attempt.provider_open => {
+                self.close_invoice(&attempt, invoice_id).await?;
+                Ok(Step::Done)
+            }
+            _ => Ok(Step::Done),
+        }
+    }
+
+    /// Asks the provider where the attempt's invoice stands and applies the answer.
+    pub(super) async fn check_now(
+        &self,
+        attempt: &Attempt,
+    ) -> Result<(Attempt, CheckResult), EngineError> {
+        let provider = self.provider(&attempt.provider)?;
+        let invoice_id = attempt.invoice_id.clone().ok_or_else(|| {
+            EngineError::InvalidTransactionStatus(format!(
+                "attempt {} has no invoice at the provider yet",
+                attempt.code
+            ))
+        })?;
+        let check = provider.check(&invoice_id).await?;
+        let updated = self.apply_check(&attempt.id, check.clone()).await?;
+        Ok((updated, check))
+    }
+
+    /// At expiry: one final check (a late payment is never lost), then `501_EXPIRED` (or a
+    /// partial `302_SUCCESS` if some money came), leaving the invoice to be closed.
+    async fn expire(&self, attempt: &Attempt, invoice_id: &str) -> Result<(), EngineError> {
+        let provider = self.provider(&attempt.provider)?;
+        match provider.check(invoice_id).await {
+            Ok(check) => {
+                let updated = self.apply_check(&attempt.id, check).await?;
+                if !updated.status.is_open() {
+                    return Ok(());
+                }
+            }
+            Err(error) => tracing::warn!(
+                attempt_id = %attempt.id,
+                %error,
+                "final check at expiry failed; expiring now and checking again when closing"
+            ),
+        }
+        let id = attempt.id.clone();
+        self.write(move |tx, changes| {
+            let (transaction, mut attempt) = load_pair_in(tx, &id)?;
+            if !attempt.status.is_open() {
+                return Ok(());
+            }
+            let now = Timestamp::now();
+            if attempt.paid > Decimal::ZERO {
+                attempt.transition_to(AttemptStatus::Success, now)?;
+            } else {
+                attempt.transition_to(AttemptStatus::Expired, now)?;
+                tx.append_outbox(
+                    &transaction.id,
+                    OutboxKind::AttemptExpired,
+                    &serde_json::json!({
+                        "transaction_id": transaction.id,
+                        "transaction_number": transaction.number,
+                        "attempt_id": attempt.id,
+                        "attempt_code": attempt.code,
+                        "provider": attempt.provider,
+                        "amount": format_amount(attempt.amount),
+                        "expired_at": now.to_rfc3339(),
+                    }),
+                    now,
+                )?;
+            }
+            tx.update_attempt(&attempt)?;
+            tracing::info!(
+                attempt_id = %attempt.id,
+                transaction_id = %transaction.id,
+                provider = %attempt.provider,
+                status = %attempt.status,
+                "attempt expired"
+            );
+            changes.attempt(&attempt);
+            changes.transaction(&transaction);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Closes an invoice that must not be paid any more, then checks once more so that money
+    /// that raced the close is recorded. `INVOICE_PAID`-style answers settle instead.
+    pub(super) async fn close_invoice(
+        &self,
+        attempt: &Attempt,
+        invoice_id: &str,
+    ) -> Result<CancelOutcome, EngineError> {
+        let provider = self.provider(&attempt.provider)?;
+        let outcome = provider.cancel(invoice_id).await?;
+        let check = provider.check(invoice_id).await?;
+        self.apply_check(&attempt.id, check).await?;
+        let id = attempt.id.clone();
+        self.write(move |tx, changes| {
+            let (transaction, mut attempt) = load_pair_in(tx, &id)?;
+            if attempt.provider_open {
+                attempt.provider_open = false;
+                attempt.updated_at = Timestamp::now();
+                tx.update_attempt(&attempt)?;
+                changes.attempt(&attempt);
+                changes.transaction(&transaction);
+            }
+            Ok(())
+        })
+        .await?;
+        tracing::info!(attempt_id = %attempt.id, provider = %attempt.provider, ?outcome, "invoice closed at the provider");
+        Ok(outcome)
+    }
+
+    /// Applies a provider's check: records each payment once, moves money onto the attempt and
+    /// the transaction, and settles, fails or leaves the attempt live as the answer says.
+    pub(super) async fn apply_check(
+        &self,
+        attempt_id: &str,
+        check: CheckResult,
+    ) -> Result<Attempt, EngineError> {
+        let id = attempt_id.to_owned();
+        self.write(move |tx, changes| apply_check_in(tx, changes, &id, &check))
+            .await
+    }
+
+    /// The provider confirms it never made the invoice: the attempt failed.
+    async fn fail_unsent(&self, attempt_id: &str) -> Result<(), EngineError> {
+        let id = attempt_id.to_owned();
+        self.write(move |tx, changes| {
+            let (transaction, mut attempt) = load_pair_in(tx, &id)?;
+            if attempt.status != AttemptStatus::New {
+                return Ok(());
+            }
+            attempt.failure = Some(Failure {
+                code: "NOT_CREATED".to_owned(),
+                message: "the provider never created this payment".to_owned(),
+            });
+            attempt.transition_to(AttemptStatus::Fail, Timestamp::now())?;
+            tx.update_attempt(&attempt)?;
+            changes.attempt(&attempt);
+            changes.transaction(&transaction);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn step_refund(&self, refund: Attempt) -> Result<Step, StepError> {
+        if !refund.status.is_open() {
+            return Ok(Step::Done);
+        }
+        self.send_refund(&refund.id).await?;
+        Ok(Step::Done)
+    }
+
+    async fn step_cancel(&self, cancel: Attempt) -> Result<Step, StepError> {
+        if !cancel.status.is_open() {
+            return Ok(Step::Done);
+        }
+        let Some(parent_id) = cancel.parent_id.clone() else {
+            return Ok(Step::Done);
+        };
+        // The parent's lock is taken inside; this attempt's lock is held by `step`.
+        self.finish_cancel(&parent_id, &cancel.id, None).await?;
+        Ok(Step::Done)
+    }
+}
+
+/// A supervisor step failed: a provider error (for back-off) or anything else.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StepError {
+    #[error(transparent)]
+    Provider(ProviderError),
+    #[error(transparent)]
+    Engine(EngineError),
+}
+
+impl From<ProviderError> for StepError {
+    fn from(error: ProviderError) -> Self {
+        StepError::Provider(error)
+    }
+}
+
+impl From<EngineError> for StepError {
+    fn from(error: EngineError) -> Self {
+        StepError::Engine(error)
+    }
+}
+
+/// The store step of [`Engine::apply_check`].
+fn apply_check_in(
+    tx: &Tx<'_>,
+    changes: &mut Changes,
+    attempt_id: &str,
+    check: &CheckResult,
+) -> Result<Attempt, EngineError> {
+    let (mut transaction, mut attempt) = load_pair_in(tx, attempt_id)?;
+    let before = (transaction.clone(), attempt.clone());
+    let now = Timestamp::now();
+    let mut received = Decimal::ZERO;
+    for payment in &check.payments {
+        let result = PaymentResult {
+            attempt_id: attempt.id.clone(),
+            provider: attempt.provider.clone(),
+            provider_payment_id: payment.payment_id.clone(),
+            amount: payment.amount,
+            paid_at: payment.paid_at,
+            observed_at: now,
+        };
+        if tx.insert_payment_result(&result)? {
+            received += payment.amount;
+            tracing::info!(
+                attempt_id = %attempt.id,
+                transaction_id = %transaction.id,
+                provider = %attempt.provider,
+                payment_id = %payment.payment_id,
+                amount = %payment.amount,
+                "payment received"
+            );
+        }
+    }
+    attempt.paid += received;
+    transaction.paid += received;
+
+    let fully_paid = attempt.paid >= attempt.amount;
+    let target = match (&check.state, attempt.status) {
+        (_, status) if fully_paid && status != AttemptStatus::Fail => Some(AttemptStatus::Success),
+        (InvoiceState::Paid, status)
+            if status != AttemptStatus::Fail && attempt.paid > Decimal::ZERO =>
+        {
+            Some(AttemptStatus::Success)
+        }
+        (
+            InvoiceState::Failed { .. } | InvoiceState::Closed,
+            AttemptStatus::New | AttemptStatus::Sent,
+        ) if attempt.paid > Decimal::ZERO => Some(AttemptStatus::Success),
+        (InvoiceState::Failed { code, message }, AttemptStatus::New | AttemptStatus::Sent) => {
+            attempt.failure = Some(Failure {
+                code: code.clone(),
+                message: message.clone(),
+            });
+            Some(AttemptStatus::Fail)
+        }
+        (InvoiceState::Closed, AttemptStatus::New | AttemptStatus::Sent) => {
+            Some(AttemptStatus::Expired)
+        }
+        (_, AttemptStatus::Expired) if received > Decimal::ZERO => Some(AttemptStatus::Success),
+        _ => None,
+    };
+    if let Some(target) = target
+        && target != attempt.status
+    {
+        attempt.transition_to(target, now)?;
+        if target == AttemptStatus::Expired {
+            tx.append_outbox(
+                &transaction.id,
+                OutboxKind::AttemptExpired,
+                &attempt_event(&transaction, &attempt, now),
+                now,
+            )?;
+        }
+    }
+    if matches!(
+        check.state,
+        InvoiceState::Paid | InvoiceState::Closed | InvoiceState::Failed { .. }
+    ) || fully_paid
+    {
+        // Paid in full, closed or failed at the provider: nothing more can arrive.
+        attempt.provider_open = false;
+    }
+
+    if received > Decimal::ZERO {
+        let target = status_for_money(transaction.total, transaction.paid);
+        if transaction.status.check_transition(target).is_ok() {
+            transaction.transition_to(target, now)?;
+        } else {
+            // Money on a cancelled transaction: it is recorded (it is real), and the merchant
+            // must refund it. Loudly.
+            tracing::error!(
+                transaction_id = %transaction.id,
+                attempt_id = %attempt.id,
+                status = %transaction.status,
+                amount = %received,
+                "money arrived for a transaction that can no longer take it; refund it"
+            );
+            transaction.updated_at = now;
+        }
+        let kind = if transaction.status == TransactionStatus::Settled {
+            OutboxKind::TransactionSettled
+        } else {
+            OutboxKind::TransactionPartiallyPaid
+        };
+        tx.append_outbox(
+            &transaction.id,
+            kind,
+            &money_event(&transaction, &attempt, received, now),
+            now,
+        )?;
+        tx.update_transaction(&transaction)?;
+    }
+    if (transaction.clone(), attempt.clone()) != before {
+        if attempt != before.1 {
+            attempt.updated_at = now;
+        }
+        tx.update_attempt(&attempt)?;
+        changes.attempt(&attempt);
+        changes.transaction(&transaction);
+    }
+    Ok(attempt)
+}
+
+/// The outbox payload for money received.
+pub(super) fn money_event(
+    transaction: &Transaction,
+    attempt: &Attempt,
+    received: Decimal,
+    at: Timestamp,
+) -> serde_json::Value {
+    serde_json::json!({
+        "transaction_id": transaction.id,
+        "transaction_number": transaction.number,
+        "source": {
+            "type": transaction.source.kind,
+            "id": transaction.source.id,
+            "uid": transaction.source.uid,
+        },
+        "status": transaction.status.code(),
+        "currency": transaction.currency.code(),
+        "total": format_amount(transaction.total),
+        "paid": format_amount(transaction.paid),
+        "received": format_amount(received),
+        "attempt_id": attempt.id,
+        "attempt_code": attempt.code,
+        "provider": attempt.provider,
+        "method": attempt.method,
+        "at": at.to_rfc3339(),
+    })
+}
+
+fn attempt_event(transaction: &Transaction, attempt: &Attempt, at: Timestamp) -> serde_json::Value {
+    serde_json::json!({
+        "transaction_id": transaction.id,
+        "transaction_number": transaction.number,
+        "attempt_id": attempt.id,
+        "attempt_code": attempt.code,
+        "provider": attempt.provider,
+        "amount": format_amount(attempt.amount),
+        "status": attempt.status.code(),
+        "at": at.to_rfc3339(),
+    })
+}
