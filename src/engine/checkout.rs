@@ -395,7 +395,7 @@ fn decide_checkout(
                 )));
             }
             let attempts = tx.attempts_of(&transaction.id)?;
-            let payments = attempts.iter().filter(|a| a.kind == AttemptType::Payment);
+            let mut payments = attempts.iter().filter(|a| a.kind == AttemptType::Payment);
             match transaction.status {
                 TransactionStatus::Settled => {
                     let last_paid = payments
