@@ -2,6 +2,9 @@
 //!
 //! See ARCHITECTURE.md for the code map and the invariants that keep it honest.
 
+pub mod config;
+pub mod daemon;
+pub mod dbus;
 pub mod display;
 pub mod domain;
 pub mod emv;

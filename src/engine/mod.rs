@@ -233,17 +233,18 @@ impl Engine {
     }
 
     async fn publish(&self, changes: Changes) {
-        for transaction in &changes.transactions {
-            let _ = self
-                .inner
-                .events
-                .send(Event::TransactionChanged(transaction.clone()));
-        }
+        // Attempts first: an attempt's success is what settles its transaction.
         for attempt in &changes.attempts {
             let _ = self
                 .inner
                 .events
                 .send(Event::AttemptChanged(attempt.clone()));
+        }
+        for transaction in &changes.transactions {
+            let _ = self
+                .inner
+                .events
+                .send(Event::TransactionChanged(transaction.clone()));
         }
         if let Some(screen) = &self.inner.screen {
             for attempt in &changes.attempts {

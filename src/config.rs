@@ -1,0 +1,489 @@
+//! The configuration file: TOML, read once at start.
+//!
+//! Found at `--config`, else `$QRPAYD_CONFIG`, else `/etc/qrpayd/qrpayd.toml`. Unknown keys,
+//! wrong types and missing values are errors that name the key and its line; values that parse
+//! but make no sense (an unknown currency, a maximum amount that is not a decimal) are too. A
+//! provider is enabled when its section is present. Secrets come from the file, from a
+//! `*_file` key, or from systemd's `$CREDENTIALS_DIRECTORY`, and never appear in `Debug` output,
+//! logs or errors.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use secrecy::SecretString;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::domain::{Currency, parse_decimal};
+use crate::engine::{EngineSettings, ScreenSettings};
+use crate::providers::simulator::SimulatorSettings;
+
+/// Where the config is when nothing says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/qrpayd/qrpayd.toml";
+
+/// Why the config was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config {path}, line {line}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        line: usize,
+        message: String,
+    },
+    #[error("invalid config {path}: {key}: {message}")]
+    Missing {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+    #[error("cannot read the secret {key} from {file}: {detail}")]
+    Secret {
+        key: String,
+        file: PathBuf,
+        detail: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// `system`, `session` or a D-Bus address.
+    pub bus: String,
+    pub state_dir: PathBuf,
+    pub log_level: String,
+    pub engine: EngineSettings,
+    pub display: Option<ScreenSettings>,
+    pub simulator: Option<SimulatorSettings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    daemon: RawDaemon,
+    display: Option<RawDisplay>,
+    #[serde(default)]
+    providers: RawProviders,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    #[serde(default = "default_bus")]
+    bus: String,
+    #[serde(default = "default_state_dir")]
+    state_dir: PathBuf,
+    terminal_id: Spanned<String>,
+    default_currency: Spanned<String>,
+    default_provider: Option<Spanned<String>>,
+    #[serde(default = "default_timeout")]
+    payment_timeout_ms: Spanned<u64>,
+    max_amount: Option<Spanned<String>>,
+    #[serde(default = "default_log_level")]
+    log_level: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDisplay {
+    #[serde(default = "default_png_path")]
+    png_path: PathBuf,
+    #[serde(default = "default_width")]
+    width: Spanned<u32>,
+    #[serde(default = "default_height")]
+    height: Spanned<u32>,
+    #[serde(default = "default_true")]
+    enabled: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProviders {
+    simulator: Option<RawSimulator>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSimulator {
+    #[serde(default)]
+    auto_pay_after_ms: u64,
+    #[serde(default = "default_simulator_poll")]
+    poll_interval_ms: Spanned<u64>,
+    merchant_name: Option<String>,
+}
+
+fn default_bus() -> String {
+    "system".to_owned()
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/qrpayd")
+}
+fn default_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 300_000)
+}
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+fn default_png_path() -> PathBuf {
+    PathBuf::from("/run/qrpayd/display.png")
+}
+fn default_width() -> Spanned<u32> {
+    Spanned::new(0..0, 800)
+}
+fn default_height() -> Spanned<u32> {
+    Spanned::new(0..0, 480)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_simulator_poll() -> Spanned<u64> {
+    Spanned::new(0..0, 1_000)
+}
+
+impl Config {
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates config text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let invalid = |key: &'static str, span: std::ops::Range<usize>, message: String| {
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                line: line_of(text, span.start),
+                message,
+            }
+        };
+        let daemon = raw.daemon;
+
+        let terminal_id = daemon.terminal_id.get_ref().clone();
+        if terminal_id.is_empty()
+            || terminal_id.len() > 32
+            || !terminal_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                "daemon.terminal_id",
+                daemon.terminal_id.span(),
+                "must be 1 to 32 characters of A-Z, a-z, 0-9, '-' and '_'".to_owned(),
+            ));
+        }
+        let default_currency = daemon
+            .default_currency
+            .get_ref()
+            .parse::<Currency>()
+            .map_err(|e| {
+                invalid(
+                    "daemon.default_currency",
+                    daemon.default_currency.span(),
+                    e.to_string(),
+                )
+            })?;
+        let max_amount = match &daemon.max_amount {
+            Some(spanned) => Some(
+                parse_max_amount(spanned.get_ref())
+                    .map_err(|message| invalid("daemon.max_amount", spanned.span(), message))?,
+            ),
+            None => None,
+        };
+        let timeout = *daemon.payment_timeout_ms.get_ref();
+        if !(1_000..=86_400_000).contains(&timeout) {
+            return Err(invalid(
+                "daemon.payment_timeout_ms",
+                daemon.payment_timeout_ms.span(),
+                format!("{timeout} is outside 1000..=86400000"),
+            ));
+        }
+
+        let simulator = match raw.providers.simulator {
+            Some(sim) => {
+                let poll = *sim.poll_interval_ms.get_ref();
+                if !(50..=60_000).contains(&poll) {
+                    return Err(invalid(
+                        "providers.simulator.poll_interval_ms",
+                        sim.poll_interval_ms.span(),
+                        format!("{poll} is outside 50..=60000"),
+                    ));
+                }
+                let defaults = SimulatorSettings::default();
+                Some(SimulatorSettings {
+                    auto_pay_after: (sim.auto_pay_after_ms > 0)
+                        .then(|| Duration::from_millis(sim.auto_pay_after_ms)),
+                    poll_interval: Duration::from_millis(poll),
+                    merchant_name: sim.merchant_name.unwrap_or(defaults.merchant_name),
+                })
+            }
+            None => None,
+        };
+        let enabled: Vec<&str> = simulator
+            .iter()
+            .map(|_| crate::providers::Simulator::NAME)
+            .collect();
+        let default_provider = match &daemon.default_provider {
+            Some(spanned) => {
+                let name = spanned.get_ref();
+                if !enabled.contains(&name.as_str()) && name != crate::engine::SYSTEM_PROVIDER {
+                    return Err(invalid(
+                        "daemon.default_provider",
+                        spanned.span(),
+                        format!(
+                            "{name:?} is not enabled; add a [providers.{name}] section (enabled: {})",
+                            if enabled.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                enabled.join(", ")
+                            }
+                        ),
+                    ));
+                }
+                name.clone()
+            }
+            None => match enabled.as_slice() {
+                [only] => (*only).to_owned(),
+                _ => {
+                    return Err(ConfigError::Missing {
+                        path: path.to_owned(),
+                        key: "daemon.default_provider",
+                        message: "required when not exactly one provider is enabled".to_owned(),
+                    });
+                }
+            },
+        };
+
+        let display = match raw.display {
+            Some(display) if !display.enabled => None,
+            Some(display) => {
+                for (key, value) in [
+                    ("display.width", &display.width),
+                    ("display.height", &display.height),
+                ] {
+                    if !(160..=8192).contains(value.get_ref()) {
+                        return Err(invalid(
+                            key,
+                            value.span(),
+                            format!("{} is outside 160..=8192 pixels", value.get_ref()),
+                        ));
+                    }
+                }
+                Some(ScreenSettings {
+                    png_path: display.png_path,
+                    width: *display.width.get_ref(),
+                    height: *display.height.get_ref(),
+                })
+            }
+            None => Some(ScreenSettings {
+                png_path: default_png_path(),
+                width: 800,
+                height: 480,
+            }),
+        };
+
+        Ok(Config {
+            path: path.to_owned(),
+            bus: daemon.bus,
+            state_dir: daemon.state_dir,
+            log_level: daemon.log_level,
+            engine: EngineSettings {
+                terminal_id,
+                default_currency,
+                default_provider,
+                payment_timeout: Duration::from_millis(timeout),
+                max_amount,
+            },
+            display,
+            simulator,
+        })
+    }
+}
+
+fn parse_max_amount(text: &str) -> Result<Decimal, String> {
+    let amount = parse_decimal(text).map_err(|e| e.to_string())?;
+    if amount.is_zero() {
+        return Err("must be greater than zero".to_owned());
+    }
+    Ok(amount)
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map(|before| before.matches('\n').count() + 1)
+        .unwrap_or(1)
+}
+
+/// Reads a secret given inline or through a `*_file` key. A relative file name is looked up in
+/// `$CREDENTIALS_DIRECTORY` (systemd's `LoadCredential=`) when that is set. Trailing newlines
+/// are dropped. The secret's value never appears in an error.
+pub fn read_secret(
+    key: &str,
+    inline: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<SecretString>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(file)) => Err(ConfigError::Secret {
+            key: key.to_owned(),
+            file: file.to_owned(),
+            detail: format!("give {key} or {key}_file, not both"),
+        }),
+        (Some(value), None) => Ok(Some(SecretString::from(value.to_owned()))),
+        (None, Some(file)) => {
+            let resolved = match std::env::var_os("CREDENTIALS_DIRECTORY") {
+                Some(dir) if file.is_relative() => PathBuf::from(dir).join(file),
+                _ => file.to_owned(),
+            };
+            let text = std::fs::read_to_string(&resolved).map_err(|e| ConfigError::Secret {
+                key: key.to_owned(),
+                file: resolved.clone(),
+                detail: e.kind().to_string(),
+            })?;
+            let value = text.trim_end_matches(['\n', '\r']).to_owned();
+            if value.is_empty() {
+                return Err(ConfigError::Secret {
+                    key: key.to_owned(),
+                    file: resolved,
+                    detail: "the file is empty".to_owned(),
+                });
+            }
+            Ok(Some(SecretString::from(value)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[daemon]
+terminal_id = "T-01"
+default_currency = "MNT"
+
+[providers.simulator]
+auto_pay_after_ms = 1500
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/qrpayd/qrpayd.toml"))
+    }
+
+    #[test]
+    fn a_minimal_config_gets_sensible_defaults() {
+        let config = parse(MINIMAL).expect("valid");
+        assert_eq!(config.bus, "system");
+        assert_eq!(config.state_dir, PathBuf::from("/var/lib/qrpayd"));
+        assert_eq!(config.engine.default_provider, "simulator");
+        assert_eq!(config.engine.default_currency, Currency::Mnt);
+        assert_eq!(config.engine.payment_timeout, Duration::from_secs(300));
+        assert_eq!(config.engine.max_amount, None);
+        let simulator = config.simulator.expect("simulator enabled");
+        assert_eq!(simulator.auto_pay_after, Some(Duration::from_millis(1500)));
+        let display = config.display.expect("display on by default");
+        assert_eq!((display.width, display.height), (800, 480));
+    }
+
+    /// Each broken config names its key and line.
+    #[test]
+    fn errors_name_the_key_and_the_line() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\ncolour = \"red\"\n",
+                &["line 4", "colour"],
+            ),
+            (
+                "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\npayment_timeout_ms = \"soon\"\n",
+                &["line 4", "payment_timeout_ms"],
+            ),
+            ("[daemon]\ndefault_currency = \"MNT\"\n", &["terminal_id"]),
+            (
+                "[daemon]\nterminal_id = \"T1\"\n\ndefault_currency = \"USD\"\n[providers.simulator]\n",
+                &["line 4", "daemon.default_currency", "USD"],
+            ),
+            (
+                "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\nmax_amount = \"1e9\"\n[providers.simulator]\n",
+                &["line 4", "daemon.max_amount"],
+            ),
+            (
+                "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\nmax_amount = 1000000\n[providers.simulator]\n",
+                &["line 4", "max_amount"],
+            ),
+            (
+                "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\ndefault_provider = \"qpay\"\n[providers.simulator]\n",
+                &["line 4", "daemon.default_provider", "not enabled"],
+            ),
+            (
+                "[daemon]\nterminal_id = \"T 1\"\ndefault_currency = \"MNT\"\n[providers.simulator]\n",
+                &["line 2", "daemon.terminal_id"],
+            ),
+            (
+                "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\n[display]\nwidth = 20\n[providers.simulator]\n",
+                &["line 5", "display.width"],
+            ),
+            (
+                "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\n[providers.nosuch]\n",
+                &["nosuch"],
+            ),
+            (
+                "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\n",
+                &["daemon.default_provider"],
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = parse(text).expect_err(text).to_string();
+            for fragment in *expected {
+                assert!(error.contains(fragment), "{error:?} lacks {fragment:?}");
+            }
+            assert!(error.contains("/etc/qrpayd/qrpayd.toml"), "{error}");
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_the_credentials_directory() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("qpay_secret"), "s3cr3t-value\n").expect("write");
+        let absolute = dir.path().join("qpay_secret");
+        let secret = read_secret("client_secret", None, Some(&absolute))
+            .expect("read")
+            .expect("present");
+        assert_eq!(secret.expose_secret(), "s3cr3t-value");
+        assert!(!format!("{secret:?}").contains("s3cr3t"));
+
+        // SAFETY (test-only): no other test reads or writes this variable.
+        unsafe { std::env::set_var("CREDENTIALS_DIRECTORY", dir.path()) };
+        let relative = read_secret("client_secret", None, Some(Path::new("qpay_secret")))
+            .expect("read")
+            .expect("present");
+        unsafe { std::env::remove_var("CREDENTIALS_DIRECTORY") };
+        assert_eq!(relative.expose_secret(), "s3cr3t-value");
+
+        let missing = read_secret("client_secret", None, Some(&dir.path().join("nope")))
+            .expect_err("missing file");
+        assert!(missing.to_string().contains("client_secret"));
+        let both =
+            read_secret("client_secret", Some("inline-secret"), Some(&absolute)).expect_err("both");
+        assert!(!both.to_string().contains("inline-secret"));
+    }
+}

@@ -1,0 +1,97 @@
+//! The daemon's start-up and shutdown: opens the store, builds the enabled providers and the
+//! engine, serves D-Bus, resumes the attempts a previous run left open, and runs until told to
+//! stop. The wiring lives here so that `qrpayd run`, the demo and the tests start the very same
+//! daemon.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::dbus::{self, BusAddress};
+use crate::engine::Engine;
+use crate::providers::simulator::SimulatorError;
+use crate::providers::{Providers, Simulator};
+use crate::store::{Store, StoreError};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Simulator(#[from] SimulatorError),
+    #[error(transparent)]
+    Dbus(#[from] dbus::ServeError),
+    #[error("cannot resume the open attempts: {0}")]
+    Resume(String),
+}
+
+/// A started daemon: the engine and its D-Bus service.
+pub struct Daemon {
+    pub engine: Engine,
+    service: dbus::Service,
+}
+
+impl Daemon {
+    /// Starts everything `config` describes. Returns once the store is open, the bus name is
+    /// owned and the open attempts are resumed: the daemon is ready.
+    pub async fn start(config: &Config) -> Result<Daemon, StartError> {
+        std::fs::create_dir_all(&config.state_dir).map_err(|source| StartError::StateDir {
+            path: config.state_dir.clone(),
+            source,
+        })?;
+        let store_path = config.state_dir.join(Store::FILE_NAME);
+        let store = Store::open(&store_path)?;
+        let mut providers = Providers::default();
+        if let Some(settings) = &config.simulator {
+            let ledger = config.state_dir.join(Simulator::LEDGER_FILE);
+            providers = providers
+                .with_simulator(Arc::new(Simulator::new(settings.clone(), Some(&ledger))?));
+        }
+        if let Some(display) = &config.display
+            && let Some(parent) = display.png_path.parent()
+            && let Err(error) = std::fs::create_dir_all(parent)
+        {
+            tracing::warn!(%error, path = %parent.display(), "cannot create the display directory");
+        }
+        let engine = Engine::new(
+            store,
+            providers,
+            config.engine.clone(),
+            config.display.clone(),
+        );
+        let service = dbus::serve(&engine, &BusAddress::parse(&config.bus)).await?;
+        let resumed = engine
+            .resume()
+            .await
+            .map_err(|e| StartError::Resume(e.to_string()))?;
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            state_dir = %config.state_dir.display(),
+            terminal_id = %config.engine.terminal_id,
+            providers = ?engine.provider_names(),
+            resumed,
+            "qrpayd is ready"
+        );
+        Ok(Daemon { engine, service })
+    }
+
+    /// The daemon's unique name on the bus.
+    pub fn unique_name(&self) -> Option<String> {
+        self.service.unique_name()
+    }
+}
+
+/// Starts the daemon and runs it until `shutdown` completes.
+pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let daemon = Daemon::start(config).await?;
+    shutdown.await;
+    tracing::info!("qrpayd is stopping");
+    drop(daemon);
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! `org.qrpayd.Pay1.Terminal`: the till's interface. A thin shim: each method reads its
+//! arguments, calls one engine method and writes the reply. Methods take `&self`, so a slow
+//! provider call never blocks other callers.
+
+use zbus::interface;
+use zbus::object_server::SignalEmitter;
+
+use super::args::{self, Reader, VarDict, Writer};
+use super::error::PayError;
+use crate::engine::{
+    CheckoutRequest, ConfirmRequest, Engine, ItemRequest, ListRequest, RefundRequest, Target,
+};
+
+/// The till's interface, served at `/org/qrpayd/Pay1`.
+pub struct Terminal {
+    engine: Engine,
+}
+
+impl Terminal {
+    pub fn new(engine: Engine) -> Terminal {
+        Terminal { engine }
+    }
+}
+
+const CHECKOUT_KEYS: &[&str] = &[
+    "source_id",
+    "source_type",
+    "source_uid",
+    "amount",
+    "currency",
+    "provider",
+    "method",
+    "description",
+    "expires_in_ms",
+    "allow_partial",
+    "items",
+];
+const ITEM_KEYS: &[&str] = &["description", "quantity", "unit_price"];
+const FILTER_KEYS: &[&str] = &[
+    "status",
+    "source_type",
+    "source_id",
+    "since",
+    "until",
+    "limit",
+    "offset",
+];
+
+/// `transaction_id` or `attempt_id`, exactly one of them.
+fn target(reader: &Reader<'_>, prefer_attempt: bool) -> Result<Target, PayError> {
+    let attempt = reader.string("attempt_id")?;
+    let transaction = reader.string("transaction_id")?;
+    match (attempt, transaction) {
+        (Some(_), Some(_)) => Err(PayError::InvalidArgument(
+            "give attempt_id or transaction_id, not both".to_owned(),
+        )),
+        (Some(id), None) => Ok(Target::Attempt(id)),
+        (None, Some(id)) => Ok(Target::Transaction(id)),
+        (None, None) => Err(PayError::InvalidArgument(if prefer_attempt {
+            "attempt_id or transaction_id is required".to_owned()
+        } else {
+            "transaction_id or attempt_id is required".to_owned()
+        })),
+    }
+}
+
+fn filter(map: &VarDict) -> Result<ListRequest, PayError> {
+    let r = Reader::new(map, FILTER_KEYS)?;
+    Ok(ListRequest {
+        status: r.string("status")?,
+        source_type: r.string("source_type")?,
+        source_id: r.string("source_id")?,
+        since: r.string("since")?,
+        until: r.string("until")?,
+        limit: r.unsigned32("limit")?,
+        offset: r.unsigned32("offset")?,
+    })
+}
+
+#[interface(name = "org.qrpayd.Pay1.Terminal")]
+impl Terminal {
+    /// Takes a QR (or cash) payment for a source. Idempotent on (source_type, source_id): the
+    /// same open order returns the same transaction and attempt.
+    async fn checkout(&self, request: VarDict) -> Result<VarDict, PayError> {
+        let r = Reader::new(&request, CHECKOUT_KEYS)?;
+        let mut items = Vec::new();
+        for item in r.dicts("items")? {
+            let i = Reader::new(&item, ITEM_KEYS)?;
+            items.push(ItemRequest {
+                description: i.required_string("description")?,
+                quantity: i.string("quantity")?.unwrap_or_else(|| "1".to_owned()),
+                unit_price: i.required_string("unit_price")?,
+            });
+        }
+        let request = CheckoutRequest {
+            source_id: r.required_string("source_id")?,
+            source_type: r.string("source_type")?,
+            source_uid: r.string("source_uid")?,
+            amount: r.required_string("amount")?,
+            currency: r.string("currency")?,
+            provider: r.string("provider")?,
+            method: r.string("method")?,
+            description: r.string("description")?,
+            expires_in_ms: r.unsigned("expires_in_ms")?,
+            allow_partial: r.boolean("allow_partial")?,
+            items,
+        };
+        let reply = self.engine.checkout(request).await?;
+        let (t, a) = (&reply.transaction, &reply.attempt);
+        args::transaction_fields(Writer::new(), t)
+            .str("attempt_id", &a.id)
+            .str("attempt_code", &a.code)
+            .str("attempt_status", a.status.code())
+            .str("provider", &a.provider)
+            .str("method", &a.method)
+            .str("amount", crate::domain::format_amount(a.amount))
+            .opt_str("qr_text", a.qr_text.clone())
+            .opt_str("short_url", a.short_url.clone())
+            .opt_str(
+                "display_png",
+                reply.display_png.map(|p| p.display().to_string()),
+            )
+            .opt_str("expires_at", a.expires_at.map(args::time))
+            .value("deep_links", args::deep_links(a))
+            .finish()
+    }
+
+    /// Records money the cashier took (cash): `transaction_id` or `attempt_id`, `tendered`,
+    /// `note`. Replies with the `change`.
+    async fn confirm_system_payment(&self, request: VarDict) -> Result<VarDict, PayError> {
+        let r = Reader::new(
+            &request,
+            &["transaction_id", "attempt_id", "tendered", "note"],
+        )?;
+        let request = ConfirmRequest {
+            target: target(&r, false)?,
+            tendered: r.required_string("tendered")?,
+            note: r.string("note")?,
+        };
+        let reply = self.engine.confirm_system_payment(request).await?;
+        Writer::new()
+            .str("transaction_id", &reply.transaction.id)
+            .str("transaction_status", reply.transaction.status.code())
+            .str("paid", crate::domain::format_amount(reply.transaction.paid))
+            .str("attempt_id", &reply.attempt.id)
+            .str("attempt_status", reply.attempt.status.code())
+            .opt_str(
+                "tendered",
+                reply.attempt.tendered.map(crate::domain::format_amount),
+            )
+            .str("change", crate::domain::format_amount(reply.change))
+            .finish()
+    }
+
+    /// Cancels one attempt (`attempt_id`) or a transaction with all its open attempts
+    /// (`transaction_id`), with an optional `reason`.
+    async fn cancel(&self, request: VarDict) -> Result<VarDict, PayError> {
+        let r = Reader::new(&request, &["transaction_id", "attempt_id", "reason"])?;
+        let reply = self
+            .engine
+            .cancel(target(&r, true)?, r.string("reason")?)
+            .await?;
+        let cancelled = reply
+            .cancelled
+            .iter()
+            .map(|a| {
+                Writer::new()
+                    .str("id", &a.id)
+                    .str("code", &a.code)
+                    .str("type", a.kind.code())
+                    .str("status", a.status.code())
+                    .opt_str("parent_id", a.parent_id.clone())
+                    .finish()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Writer::new()
+            .str("transaction_id", &reply.transaction.id)
+            .str("transaction_status", reply.transaction.status.code())
+            .value("cancelled_attempts", cancelled)
+            .finish()
+    }
+
+    /// Checks an attempt with its provider now.
+    async fn verify(&self, attempt_id: &str) -> Result<VarDict, PayError> {
+        let reply = self.engine.verify(attempt_id).await?;
+        Writer::new()
+            .str("attempt_id", &reply.attempt.id)
+            .str("attempt_status", reply.attempt.status.code())
+            .str("provider", &reply.attempt.provider)
+            .str("provider_code", reply.provider_code)
+            .str("provider_message", reply.provider_message)
+            .str("paid", crate::domain::format_amount(reply.attempt.paid))
+            .finish()
+    }
+
+    /// Refunds `amount` of a successful payment attempt (`attempt_id`), with a `reason`.
+    async fn refund(&self, request: VarDict) -> Result<VarDict, PayError> {
+        let r = Reader::new(&request, &["attempt_id", "amount", "reason"])?;
+        let request = RefundRequest {
+            attempt_id: r.required_string("attempt_id")?,
+            amount: r.required_string("amount")?,
+            reason: r.string("reason")?,
+        };
+        let reply = self.engine.refund(request).await?;
+        let a = &reply.refund;
+        Writer::new()
+            .str("refund_attempt_id", &a.id)
+            .str("refund_attempt_code", &a.code)
+            .str("type", a.kind.code())
+            .str("status", a.status.code())
+            .str("amount", crate::domain::format_amount(a.amount))
+            .opt_str("parent_id", a.parent_id.clone())
+            .finish()
+    }
+
+    /// A transaction by id or number, with its `attempts` and `payments`.
+    async fn get_transaction(&self, id_or_number: &str) -> Result<VarDict, PayError> {
+        let view = self.engine.get_transaction(id_or_number).await?;
+        let attempts = view
+            .attempts
+            .iter()
+            .map(args::attempt_dict)
+            .collect::<Result<Vec<_>, _>>()?;
+        let payments = view
+            .payments
+            .iter()
+            .map(args::payment_dict)
+            .collect::<Result<Vec<_>, _>>()?;
+        args::transaction_fields(Writer::new(), &view.transaction)
+            .value("items", args::items(&view.transaction)?)
+            .value("attempts", attempts)
+            .value("payments", payments)
+            .finish()
+    }
+
+    /// Transactions matching `filter` (`status`, `source_type`, `source_id`, `since`, `until`,
+    /// `limit` default 50 max 500, `offset`), newest first.
+    async fn list_transactions(&self, filter_map: VarDict) -> Result<Vec<VarDict>, PayError> {
+        let transactions = self.engine.list_transactions(filter(&filter_map)?).await?;
+        transactions
+            .iter()
+            .map(|t| args::transaction_fields(Writer::new(), t).finish())
+            .collect()
+    }
+
+    /// How many transactions match `filter` (limit and offset ignored).
+    async fn count_transactions(&self, filter_map: VarDict) -> Result<u64, PayError> {
+        Ok(self.engine.count_transactions(filter(&filter_map)?).await?)
+    }
+
+    /// A transaction or its status changed.
+    #[zbus(signal)]
+    pub async fn transaction_changed(
+        emitter: &SignalEmitter<'_>,
+        transaction_id: &str,
+        status: &str,
+        details: VarDict,
+    ) -> zbus::Result<()>;
+
+    /// An attempt or its status changed.
+    #[zbus(signal)]
+    pub async fn attempt_changed(
+        emitter: &SignalEmitter<'_>,
+        attempt_id: &str,
+        transaction_id: &str,
+        status: &str,
+        details: VarDict,
+    ) -> zbus::Result<()>;
+
+    /// The daemon's version.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_owned()
+    }
+
+    /// The enabled providers (`system` is cash, always there).
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn providers(&self) -> Vec<String> {
+        self.engine.provider_names()
+    }
+
+    /// How many payment attempts are open.
+    #[zbus(property)]
+    async fn open_attempts(&self) -> zbus::fdo::Result<u32> {
+        self.engine
+            .open_attempts()
+            .await
+            .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
+    }
+
+    /// How many outbox events wait for the upstream sync.
+    #[zbus(property)]
+    async fn pending_sync(&self) -> zbus::fdo::Result<u64> {
+        self.engine
+            .pending_sync()
+            .await
+            .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
+    }
+}

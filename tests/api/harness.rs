@@ -1,0 +1,162 @@
+//! Shared test plumbing: a private bus per test, a daemon on it with a real SQLite file in a
+//! temporary directory, and a client speaking D-Bus like a till.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use qrpayd::config::Config;
+use qrpayd::daemon::Daemon;
+use qrpayd::dbus::client::{Arg, Client, Request, Signal};
+use qrpayd::dbus::{BusAddress, PrivateBus};
+use serde_json::Value;
+
+/// How long a test waits for an event before it fails (not a sleep: an upper bound).
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub bus: PrivateBus,
+    pub config: Config,
+    pub daemon: Option<Daemon>,
+    pub client: Client,
+}
+
+/// The config text every test starts from; `extra` is appended to `[providers.simulator]`.
+pub fn config_text(state_dir: &Path, bus: &str, simulator_extra: &str) -> String {
+    format!(
+        r#"
+[daemon]
+bus = "{bus}"
+state_dir = "{state}"
+terminal_id = "TEST-01"
+default_currency = "MNT"
+max_amount = "10000000"
+payment_timeout_ms = 60000
+
+[display]
+png_path = "{png}"
+width = 480
+height = 272
+
+[providers.simulator]
+poll_interval_ms = 200
+{simulator_extra}
+"#,
+        state = state_dir.display(),
+        png = state_dir.join("display.png").display(),
+    )
+}
+
+impl Harness {
+    /// A daemon with the simulator (paying only on command) on a private bus.
+    pub async fn start() -> Harness {
+        Harness::start_with("").await
+    }
+
+    pub async fn start_with(simulator_extra: &str) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bus = PrivateBus::start(dir.path()).expect("private bus");
+        let state = dir.path().join("state");
+        let text = config_text(&state, bus.address(), simulator_extra);
+        let config = Config::parse(&text, &dir.path().join("qrpayd.toml")).expect("config");
+        let daemon = Daemon::start(&config).await.expect("daemon starts");
+        let client = Client::connect(&BusAddress::parse(bus.address()))
+            .await
+            .expect("client connects");
+        Harness {
+            dir,
+            bus,
+            config,
+            daemon: Some(daemon),
+            client,
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.config.state_dir.clone()
+    }
+
+    /// Stops the in-process daemon (as a crash would: nothing is flushed beyond SQLite's own
+    /// commits) and starts a new one on the same state.
+    pub async fn restart(&mut self) {
+        self.daemon.take();
+        self.daemon = Some(Daemon::start(&self.config).await.expect("daemon restarts"));
+    }
+}
+
+/// A checkout request for `amount` MNT of order `source_id`.
+pub fn order(source_id: &str, amount: &str) -> Request {
+    let mut request = Request::new();
+    request.insert("source_id".into(), Arg::from(source_id));
+    request.insert("amount".into(), Arg::from(amount));
+    request
+}
+
+/// Adds or replaces a key of a request.
+pub fn with(mut request: Request, key: &str, value: Arg) -> Request {
+    request.insert(key.to_owned(), value);
+    request
+}
+
+/// A string field of a reply.
+pub fn s<'a>(value: &'a Value, key: &str) -> &'a str {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} missing in {value}"))
+}
+
+/// Waits for the first signal that `pick` accepts.
+pub async fn wait_for(
+    signals: &mut (impl Stream<Item = Signal> + Unpin),
+    what: &str,
+    mut pick: impl FnMut(&Signal) -> bool,
+) -> Signal {
+    let found = tokio::time::timeout(EVENT_TIMEOUT, async {
+        while let Some(signal) = signals.next().await {
+            if pick(&signal) {
+                return Some(signal);
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(signal)) => signal,
+        Ok(None) => panic!("the signal stream ended before {what}"),
+        Err(_) => panic!("no {what} within {EVENT_TIMEOUT:?}"),
+    }
+}
+
+/// Waits for `TransactionChanged` with `status` for `transaction_id`.
+pub async fn wait_transaction(
+    signals: &mut (impl Stream<Item = Signal> + Unpin),
+    transaction_id: &str,
+    status: &str,
+) -> Signal {
+    wait_for(signals, &format!("TransactionChanged {status}"), |s| {
+        s.name == "TransactionChanged"
+            && s.args["transaction_id"] == transaction_id
+            && s.args["status"] == status
+    })
+    .await
+}
+
+/// Waits for `AttemptChanged` with `status` for `attempt_id`.
+pub async fn wait_attempt(
+    signals: &mut (impl Stream<Item = Signal> + Unpin),
+    attempt_id: &str,
+    status: &str,
+) -> Signal {
+    wait_for(signals, &format!("AttemptChanged {status}"), |s| {
+        s.name == "AttemptChanged"
+            && s.args["attempt_id"] == attempt_id
+            && s.args["status"] == status
+    })
+    .await
+}
+
+/// The remote error's short name.
+pub fn error_name(error: &qrpayd::dbus::client::ClientError) -> &str {
+    error.short_name().unwrap_or("<not a qrpayd error>")
+}

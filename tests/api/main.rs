@@ -1,0 +1,11 @@
+//! End-to-end tests of the D-Bus API, over a private bus, against a real SQLite file.
+//!
+//! - `harness`: the private bus, the daemon, the client.
+//! - `payments`: checkout, signals, settlement, idempotency, expiry.
+//! - `cancel_refund_cash`: both cancels, refund rules, cash change.
+//! - `bad_input`: every bad input answered with its named error while the daemon serves on.
+//! - `crash`: `kill -9` of a real daemon process with a live attempt, then a restart.
+//! - `introspection`: the shipped interface XML matches what the daemon serves.
+
+mod harness;
+mod payments;
