@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the code map and the invariants that keep it honest.
 
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dbus;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The qrpayctl client; see `qrpayd::cli::ctl`.
+
+fn main() -> std::process::ExitCode {
+    qrpayd::cli::ctl::main()
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! The qrpayd daemon; see `qrpayd::cli::daemon`.
+
+fn main() -> std::process::ExitCode {
+    qrpayd::cli::daemon::main()
+}

@@ -1,0 +1,127 @@
+//! `qrpayd`: run the daemon, check a config, or run the demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::daemon;
+
+/// qrpayd: the QR payment daemon of a point-of-sale terminal.
+#[derive(Debug, Parser)]
+#[command(name = "qrpayd", version, about, long_about = None)]
+pub struct DaemonArgs {
+    /// The config file.
+    #[arg(long, global = true, env = "QRPAYD_CONFIG", default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: DaemonCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Run the daemon until SIGTERM or SIGINT.
+    Run,
+    /// Check the config file and exit 0 (valid) or 1 (invalid, with the reason).
+    CheckConfig,
+    /// Take one simulated payment end to end on a private bus, as a till would.
+    Demo,
+}
+
+/// The `qrpayd` entry point.
+pub fn main() -> ExitCode {
+    let args = DaemonArgs::parse();
+    match args.command {
+        DaemonCommand::CheckConfig => match Config::load(&args.config) {
+            Ok(config) => {
+                println!(
+                    "{}: valid (terminal {}, providers: {})",
+                    args.config.display(),
+                    config.engine.terminal_id,
+                    if config.simulator.is_some() {
+                        "simulator"
+                    } else {
+                        "none"
+                    }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::FAILURE
+            }
+        },
+        DaemonCommand::Run => {
+            let config = match Config::load(&args.config) {
+                Ok(config) => config,
+                Err(error) => {
+                    eprintln!("{error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            super::init_logging(&config.log_level);
+            runtime_then(|| async move {
+                match daemon::run(&config, shutdown_signal()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        tracing::error!(%error, "qrpayd cannot start");
+                        eprintln!("qrpayd: {error}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+        DaemonCommand::Demo => {
+            super::init_logging("warn");
+            runtime_then(|| async {
+                match super::demo::run().await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        eprintln!("demo failed: {error}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+    }
+}
+
+/// Runs `f`'s future on a multi-threaded Tokio runtime.
+pub(super) fn runtime_then<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(f()),
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    match (terminate, interrupt) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot listen for signals; stopping only when killed");
+            std::future::pending::<()>().await;
+        }
+    }
+}
