@@ -172,6 +172,44 @@ impl Client {
         }
     }
 
+    /// Waits until the daemon owns its name on the bus (it does once it is ready), at most
+    /// `timeout`.
+    pub async fn wait_for_daemon(&self, timeout: std::time::Duration) -> Result<(), ClientError> {
+        let dbus = zbus::fdo::DBusProxy::new(&self.connection)
+            .await
+            .map_err(|e| self.error(e))?;
+        let name =
+            zbus::names::BusName::try_from(names::BUS_NAME).map_err(|e| self.error(e.into()))?;
+        // Subscribe first, then ask: an owner that appears in between is not missed.
+        let mut changes = dbus
+            .receive_name_owner_changed_with_args(&[(0, names::BUS_NAME)])
+            .await
+            .map_err(|e| self.error(e))?;
+        if dbus
+            .name_has_owner(name)
+            .await
+            .map_err(|e| self.error(zbus::Error::FDO(Box::new(e))))?
+        {
+            return Ok(());
+        }
+        let appeared = tokio::time::timeout(timeout, async {
+            while let Some(change) = changes.next().await {
+                if change.args().is_ok_and(|args| args.new_owner().is_some()) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        match appeared {
+            Ok(true) => Ok(()),
+            _ => Err(ClientError::Unreachable {
+                bus: self.bus.clone(),
+                detail: format!("{} did not appear within {timeout:?}", names::BUS_NAME),
+            }),
+        }
+    }
+
     /// `Checkout`.
     pub async fn checkout(&self, request: &Request) -> Result<Value, ClientError> {
         let reply = self.terminal.checkout(to_dict(request)?).await;
