@@ -248,7 +248,12 @@ impl Engine {
     ) -> Result<CancelOutcome, EngineError> {
         let provider = self.provider(&attempt.provider)?;
         let outcome = provider.cancel(invoice_id).await?;
-        let check = provider.check(invoice_id).await?;
+        let mut check = provider.check(invoice_id).await?;
+        if check.state == InvoiceState::Closed {
+            // Closed because we just closed it: the caller records why (cancel or expiry), so
+            // only the money in this answer counts.
+            check.state = InvoiceState::Open;
+        }
         self.apply_check(&attempt.id, check).await?;
         let id = attempt.id.clone();
         self.write(move |tx, changes| {

@@ -7,5 +7,6 @@
 //! - `crash`: `kill -9` of a real daemon process with a live attempt, then a restart.
 //! - `introspection`: the shipped interface XML matches what the daemon serves.
 
+mod cancel_refund_cash;
 mod harness;
 mod payments;
