@@ -1,1 +1,808 @@
-fn main() {}
+//! qrpayd's benchmark: what a till sees, and what the daemon costs the terminal.
+//!
+//! The daemon runs as a separate process (the release `qrpayd` binary, `qrpayd run --config
+//! <file>`) on a private D-Bus broker that this program hosts, with the simulator as its only
+//! provider and its state and customer-display frame in a temporary directory. This program
+//! talks to it only through `qrpayd::dbus::client`, exactly as a till does, and reads the
+//! daemon's own memory and CPU from `/proc/<pid>`.
+//!
+//! Measured, in this order:
+//!
+//! 1. **Idle daemon RSS**: a fresh daemon (its own bus and state directory) is started, and
+//!    once it answers `status()` and has drawn its idle frame its `VmRSS`/`VmHWM` are read; it
+//!    is then stopped. Everything below uses a second, separate daemon.
+//! 2. **Checkout → frame written**: after 20 warm-up checkouts, N sequential `Checkout`s of
+//!    distinct orders (`source_id = bench-{i}`, 12500 MNT). The time is from sending the call
+//!    to its reply; the daemon replies only once the customer-display PNG is written (the
+//!    reply names it in `display_png`). Each order is then paid with `Simulator.Pay`, and the
+//!    next checkout waits until the daemon has settled it and redrawn the frame — one till, one
+//!    customer at a time — none of which is counted. p50/p90/p99/max and throughput.
+//! 3. **Detection latency**: for 100 more orders (checkout not timed), the time from calling
+//!    `Simulator.Pay` to the arrival of `TransactionChanged(…, "304_SETTLED")` for that
+//!    transaction. Signals are timestamped on arrival by a task that only reads them.
+//! 4. **RSS after work**: once `OpenAttempts` is 0, the daemon's `VmRSS` and `VmHWM`.
+//! 5. **Idle CPU**: the daemon's utime+stime (`/proc/<pid>/stat`) over an idle period with
+//!    nothing open, as CPU milliseconds per minute.
+//!
+//! Targets: p99 Checkout < 20 ms, idle CPU < 50 ms per minute, RSS < 20 MiB; each figure is
+//! printed with PASS or MISS. The program exits non-zero only when the harness itself fails
+//! (the daemon does not start, a call fails, a signal never comes), never on a MISS.
+//!
+//! Run it with:
+//!
+//! ```text
+//! cargo bench --bench checkout            # add -j1 on a small machine
+//! QRPAYD_BENCH_CHECKOUTS=500 QRPAYD_BENCH_IDLE_SECS=60 cargo bench --bench checkout
+//! ```
+//!
+//! `QRPAYD_BENCH_CHECKOUTS` (default 500) sets the number of timed checkouts; fewer than 500 is
+//! allowed for a quick look but the figure is then flagged as not reportable.
+//! `QRPAYD_BENCH_IDLE_SECS` (default 60) sets the idle-CPU window. The daemons' logs go to
+//! `daemon-*.log` in the temporary directory, which is removed at the end.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
+use qrpayd::dbus::client::{Arg, Client, Request, Signal};
+use qrpayd::dbus::{BusAddress, PrivateBus};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// The daemon binary under test, built by Cargo alongside the bench (same profile).
+const DAEMON_BIN: &str = env!("CARGO_BIN_EXE_qrpayd");
+
+/// The smallest number of timed checkouts whose percentiles are worth reporting.
+const MIN_REPORTED_CHECKOUTS: usize = 500;
+const WARMUP_CHECKOUTS: usize = 20;
+const DETECTION_PAYMENTS: usize = 100;
+
+/// How long the daemon may take to answer its first `status()`.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long any single step (a call, an awaited signal) may take before the harness gives up.
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Targets printed beside the figures.
+const TARGET_P99_CHECKOUT_MS: f64 = 20.0;
+const TARGET_IDLE_CPU_MS_PER_MIN: f64 = 50.0;
+const TARGET_RSS_MIB: f64 = 20.0;
+
+/// The status a transaction reaches when it is fully paid.
+const SETTLED: &str = "304_SETTLED";
+
+/// A harness failure: the message says what went wrong. Ends the run with a non-zero exit.
+type Harness<T> = Result<T, String>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("\nbenchmark harness failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Harness<()> {
+    let checkouts = env_usize("QRPAYD_BENCH_CHECKOUTS", MIN_REPORTED_CHECKOUTS)?;
+    let idle_secs = env_usize("QRPAYD_BENCH_IDLE_SECS", 60)? as u64;
+    if checkouts == 0 || idle_secs == 0 {
+        return Err("QRPAYD_BENCH_CHECKOUTS and QRPAYD_BENCH_IDLE_SECS must be at least 1".into());
+    }
+    let clock_ticks = clock_ticks_per_second();
+
+    // Everything (two private buses, two state directories, the frames and the logs) lives
+    // here and is removed when `dir` is dropped at the end of `run`.
+    let dir = tempfile::Builder::new()
+        .prefix("qrpayd-bench-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    println!("qrpayd checkout benchmark");
+    println!("  daemon binary : {DAEMON_BIN}");
+    println!("  work directory: {}", dir.path().display());
+    println!("  load average  : {}", load_average());
+    println!(
+        "  clock ticks   : {} per second{}",
+        clock_ticks.0,
+        if clock_ticks.1 {
+            ""
+        } else {
+            " (assumed: `getconf CLK_TCK` failed)"
+        }
+    );
+    println!(
+        "  plan          : {WARMUP_CHECKOUTS} warm-up + {checkouts} timed checkouts, \
+         {DETECTION_PAYMENTS} timed payments, {idle_secs} s idle"
+    );
+
+    // 1. A fresh daemon's memory, before any work, on its own bus and state directory.
+    println!("\n[1/5] fresh daemon");
+    let fresh = {
+        let home = dir.path().join("fresh");
+        let bus = start_bus(&home)?;
+        let mut daemon = Daemon::spawn("fresh", &home, bus.address())?;
+        let client = daemon.wait_ready(bus.address()).await?;
+        // Let start-up finish (the idle frame is its last step) before reading the memory.
+        wait_for_file(&home.join("display.png"), STEP_TIMEOUT).await?;
+        let status = client.status().await.map_err(|e| format!("status: {e}"))?;
+        let memory = Memory::read(daemon.pid())?;
+        println!(
+            "  qrpayd {} (pid {}) ready; providers {}; VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+            status["version"].as_str().unwrap_or("?"),
+            daemon.pid(),
+            status["providers"],
+            mib(memory.rss_kb),
+            mib(memory.hwm_kb)
+        );
+        drop(client);
+        daemon.stop();
+        memory
+    };
+
+    // The daemon under test for everything that follows.
+    let home = dir.path().join("main");
+    let bus = start_bus(&home)?;
+    let mut daemon = Daemon::spawn("main", &home, bus.address())?;
+    let client = daemon.wait_ready(bus.address()).await?;
+    let pid = daemon.pid();
+    // A second connection only for signals, read by a task that stamps each on arrival.
+    let watcher = Client::connect(&BusAddress::parse(bus.address()))
+        .await
+        .map_err(|e| format!("watcher connect: {e}"))?;
+    let stream = watcher
+        .watch()
+        .await
+        .map_err(|e| format!("subscribe to signals: {e}"))?;
+    let mut signals = Signals::spawn(stream);
+
+    // 2. Checkout latency.
+    println!("\n[2/5] checkout → frame written ({WARMUP_CHECKOUTS} warm-up, {checkouts} timed)");
+    let png = home.join("display.png");
+    let frame_before = mtime(&png);
+    for i in 0..WARMUP_CHECKOUTS {
+        let reply = checkout(&client, &format!("warmup-{i}")).await?;
+        if i == 0 {
+            check_frame(&reply, &png, frame_before)?;
+        }
+        pay_and_wait_settled(&client, &mut signals, &reply).await?;
+    }
+    let cpu_before = cpu_ticks(pid)?;
+    let phase_start = Instant::now();
+    let mut latencies = Vec::with_capacity(checkouts);
+    for i in 0..checkouts {
+        let started = Instant::now();
+        let reply = checkout(&client, &format!("bench-{i}")).await?;
+        latencies.push(started.elapsed());
+        pay_and_wait_settled(&client, &mut signals, &reply).await?;
+    }
+    let phase_wall = phase_start.elapsed();
+    let checkout_cpu_ms = ticks_to_ms(cpu_ticks(pid)? - cpu_before, clock_ticks.0);
+    let checkout_stats = Stats::of(&mut latencies);
+    let checkout_busy: Duration = latencies.iter().sum();
+    let checkout_rate = checkouts as f64 / checkout_busy.as_secs_f64();
+    checkout_stats.print("checkout");
+    println!(
+        "  throughput {:.0} checkouts/s back to back (sum of latencies {:.2} s); \
+         phase wall time {:.2} s including pay + settle",
+        checkout_rate,
+        checkout_busy.as_secs_f64(),
+        phase_wall.as_secs_f64()
+    );
+    println!(
+        "  daemon CPU over the phase {:.0} ms = {:.2} ms per checkout+payment",
+        checkout_cpu_ms,
+        checkout_cpu_ms / checkouts as f64
+    );
+    if checkouts < MIN_REPORTED_CHECKOUTS {
+        println!(
+            "  NOTE: {checkouts} < {MIN_REPORTED_CHECKOUTS} checkouts: not a reportable figure"
+        );
+    }
+
+    // 3. Detection latency: pay → TransactionChanged(304_SETTLED).
+    println!("\n[3/5] payment detection ({DETECTION_PAYMENTS} payments)");
+    let mut detections = Vec::with_capacity(DETECTION_PAYMENTS);
+    for i in 0..DETECTION_PAYMENTS {
+        let reply = checkout(&client, &format!("detect-{i}")).await?;
+        let transaction_id = field(&reply, "transaction_id")?;
+        let attempt_id = field(&reply, "attempt_id")?;
+        let started = Instant::now();
+        simulate_pay(&client, &attempt_id).await?;
+        let arrived = signals.settled(&transaction_id).await?;
+        detections.push(arrived.saturating_duration_since(started));
+        signals.open_attempts_zero().await?;
+    }
+    let detection_stats = Stats::of(&mut detections);
+    detection_stats.print("detection");
+
+    // 4. Memory after the work, once nothing is open.
+    println!("\n[4/5] memory after work");
+    wait_no_open_attempts(&client).await?;
+    let worked = Memory::read(pid)?;
+    println!(
+        "  OpenAttempts 0; VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        mib(worked.rss_kb),
+        mib(worked.hwm_kb)
+    );
+
+    // 5. Idle CPU: nothing open, nobody calling.
+    println!("\n[5/5] idle CPU over {idle_secs} s");
+    let idle_before = cpu_ticks(pid)?;
+    let idle_start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    let idle_ticks = cpu_ticks(pid)? - idle_before;
+    let idle_window = idle_start.elapsed();
+    let idle_cpu_per_min =
+        ticks_to_ms(idle_ticks, clock_ticks.0) * 60.0 / idle_window.as_secs_f64();
+    println!(
+        "  {idle_ticks} ticks in {:.1} s = {idle_cpu_per_min:.0} ms CPU per minute \
+         (resolution {:.0} ms per window)",
+        idle_window.as_secs_f64(),
+        1000.0 / clock_ticks.0 as f64
+    );
+    let still_open = open_attempts(&client).await?;
+    let idle_end = Memory::read(pid)?;
+
+    drop(signals);
+    drop(watcher);
+    drop(client);
+    daemon.stop();
+
+    // The summary, for the README.
+    let p99 = ms(checkout_stats.p99);
+    let reportable = checkouts >= MIN_REPORTED_CHECKOUTS;
+    println!("\n== qrpayd benchmark summary ==");
+    println!(
+        "{:<44} {:>12}  {:<12} {}",
+        "figure", "value", "target", "result"
+    );
+    let row = |name: &str, value: String, target: &str, result: &str| {
+        println!("{name:<44} {value:>12}  {target:<12} {result}");
+    };
+    row(
+        &format!("Checkout→frame p50/p90 (n={checkouts})"),
+        format!(
+            "{:.2}/{:.2} ms",
+            ms(checkout_stats.p50),
+            ms(checkout_stats.p90)
+        ),
+        "",
+        "",
+    );
+    row(
+        &format!("Checkout→frame p99 (n={checkouts})"),
+        format!("{p99:.2} ms"),
+        "< 20 ms",
+        &verdict(p99 < TARGET_P99_CHECKOUT_MS, reportable),
+    );
+    row(
+        "Checkout→frame max",
+        format!("{:.2} ms", ms(checkout_stats.max)),
+        "",
+        "",
+    );
+    row(
+        "Checkout throughput (sequential)",
+        format!("{checkout_rate:.0} /s"),
+        "",
+        "",
+    );
+    row(
+        &format!("Pay→settled signal p50/p99 (n={DETECTION_PAYMENTS})"),
+        format!(
+            "{:.2}/{:.2} ms",
+            ms(detection_stats.p50),
+            ms(detection_stats.p99)
+        ),
+        "",
+        "",
+    );
+    row(
+        "Pay→settled signal max",
+        format!("{:.2} ms", ms(detection_stats.max)),
+        "",
+        "",
+    );
+    row(
+        "Idle daemon RSS (fresh)",
+        format!("{:.1} MiB", mib(fresh.rss_kb)),
+        "< 20 MiB",
+        &verdict(mib(fresh.rss_kb) < TARGET_RSS_MIB, true),
+    );
+    row(
+        "RSS after work, 0 open (VmRSS)",
+        format!("{:.1} MiB", mib(worked.rss_kb)),
+        "< 20 MiB",
+        &verdict(mib(worked.rss_kb) < TARGET_RSS_MIB, true),
+    );
+    row(
+        "Peak RSS over the run (VmHWM)",
+        format!("{:.1} MiB", mib(idle_end.hwm_kb)),
+        "",
+        "",
+    );
+    row(
+        &format!("Idle CPU ({idle_secs} s window, 0 open)"),
+        format!("{idle_cpu_per_min:.0} ms/min"),
+        "< 50 ms/min",
+        &verdict(idle_cpu_per_min < TARGET_IDLE_CPU_MS_PER_MIN, true),
+    );
+    if still_open != 0 {
+        println!("NOTE: {still_open} attempt(s) were open at the end of the idle window");
+    }
+    println!("load average at the end: {}", load_average());
+    Ok(())
+}
+
+/// `PASS`/`MISS`, flagged when the sample is too small to report.
+fn verdict(pass: bool, reportable: bool) -> String {
+    let word = if pass { "PASS" } else { "MISS" };
+    if reportable {
+        word.to_owned()
+    } else {
+        format!("{word} (n too small)")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon process.
+
+/// A `qrpayd run` child process. Dropping it kills the process if it is still running, so a
+/// harness failure never leaves a daemon behind.
+struct Daemon {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Writes `home/qrpayd.toml` for `bus` and starts `qrpayd run` on it, logging to
+    /// `home/../daemon-<name>.log`.
+    fn spawn(name: &'static str, home: &Path, bus: &str) -> Harness<Daemon> {
+        let config = format!(
+            r#"[daemon]
+bus = "{bus}"
+state_dir = "{state}"
+terminal_id = "BENCH-01"
+default_currency = "MNT"
+max_amount = "100000000"
+
+[display]
+png_path = "{png}"
+width = 800
+height = 480
+
+[providers.simulator]
+poll_interval_ms = 1000
+"#,
+            state = home.join("state").display(),
+            png = home.join("display.png").display(),
+        );
+        let config_path = home.join("qrpayd.toml");
+        std::fs::write(&config_path, config)
+            .map_err(|e| format!("write {}: {e}", config_path.display()))?;
+        let log = home
+            .parent()
+            .unwrap_or(home)
+            .join(format!("daemon-{name}.log"));
+        let log_file = File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
+        let log_err = log_file
+            .try_clone()
+            .map_err(|e| format!("clone the log file handle: {e}"))?;
+        let child = Command::new(DAEMON_BIN)
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| format!("cannot start {DAEMON_BIN}: {e}"))?;
+        Ok(Daemon { name, child, log })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Polls `status()` until the daemon answers (it owns its bus name only once it can serve),
+    /// for at most `READY_TIMEOUT`, failing early if the process exits.
+    async fn wait_ready(&mut self, bus: &str) -> Harness<Client> {
+        let client = Client::connect(&BusAddress::parse(bus))
+            .await
+            .map_err(|e| format!("connect to the private bus: {e}"))?;
+        let started = Instant::now();
+        loop {
+            match client.status().await {
+                Ok(_) => {
+                    println!(
+                        "  daemon '{}' (pid {}) answered status after {:.0} ms",
+                        self.name,
+                        self.pid(),
+                        ms(started.elapsed())
+                    );
+                    return Ok(client);
+                }
+                Err(error) => {
+                    if let Ok(Some(exit)) = self.child.try_wait() {
+                        return Err(format!(
+                            "daemon '{}' exited ({exit}) before answering; its log:\n{}",
+                            self.name,
+                            self.log_text()
+                        ));
+                    }
+                    if started.elapsed() > READY_TIMEOUT {
+                        return Err(format!(
+                            "daemon '{}' did not answer status within {READY_TIMEOUT:?} \
+                             (last error: {error}); its log:\n{}",
+                            self.name,
+                            self.log_text()
+                        ));
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(unreadable: {e})"))
+    }
+
+    /// SIGTERM, then up to 5 s for a clean exit, then SIGKILL.
+    fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                println!("  daemon '{}' stopped ({status})", self.name);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "  daemon '{}' ignored SIGTERM for 5 s; killing it",
+            self.name
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts a private broker in `home` (created). Its thread lives until this process ends.
+fn start_bus(home: &Path) -> Harness<PrivateBus> {
+    std::fs::create_dir_all(home).map_err(|e| format!("create {}: {e}", home.display()))?;
+    PrivateBus::start(home).map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The till's side: calls and signals.
+
+/// One `Checkout` of 12500 MNT for `source_id`, bounded by `STEP_TIMEOUT`.
+async fn checkout(client: &Client, source_id: &str) -> Harness<Value> {
+    let mut request = Request::new();
+    request.insert("source_id".into(), Arg::from(source_id));
+    request.insert("amount".into(), Arg::from("12500"));
+    request.insert("currency".into(), Arg::from("MNT"));
+    request.insert("description".into(), Arg::from("Two lattes"));
+    let reply = tokio::time::timeout(STEP_TIMEOUT, client.checkout(&request))
+        .await
+        .map_err(|_| format!("Checkout({source_id}) got no reply within {STEP_TIMEOUT:?}"))?
+        .map_err(|e| format!("Checkout({source_id}): {e}"))?;
+    Ok(reply)
+}
+
+/// `Simulator.Pay(attempt_id, "")`: the customer pays the rest.
+async fn simulate_pay(client: &Client, attempt_id: &str) -> Harness<()> {
+    tokio::time::timeout(STEP_TIMEOUT, client.simulate_pay(attempt_id, ""))
+        .await
+        .map_err(|_| format!("Simulator.Pay({attempt_id}) got no reply within {STEP_TIMEOUT:?}"))?
+        .map_err(|e| format!("Simulator.Pay({attempt_id}): {e}"))
+}
+
+/// Pays the checkout's attempt and waits until the daemon is done with it: its transaction
+/// settled, and the `OpenAttempts` change that the daemon publishes only after redrawing the
+/// frame. Not timed; it keeps the next checkout from sharing the daemon with this payment.
+async fn pay_and_wait_settled(
+    client: &Client,
+    signals: &mut Signals,
+    reply: &Value,
+) -> Harness<()> {
+    simulate_pay(client, &field(reply, "attempt_id")?).await?;
+    signals.settled(&field(reply, "transaction_id")?).await?;
+    signals.open_attempts_zero().await
+}
+
+/// Checks, once, that the reply names the frame and that the frame was just written.
+fn check_frame(reply: &Value, png: &Path, before: Option<SystemTime>) -> Harness<()> {
+    let named = field(reply, "display_png")?;
+    if Path::new(&named) != png {
+        return Err(format!(
+            "the checkout reply names the frame {named}, not {}",
+            png.display()
+        ));
+    }
+    let after =
+        mtime(png).ok_or_else(|| format!("no frame at {} after a checkout", png.display()))?;
+    if before.is_some_and(|before| after <= before) {
+        return Err(format!(
+            "the frame {} was not rewritten by the checkout (mtime did not advance)",
+            png.display()
+        ));
+    }
+    println!("  checked: the reply names {named}, written by the checkout");
+    Ok(())
+}
+
+/// A string field of a reply.
+fn field(reply: &Value, key: &str) -> Harness<String> {
+    reply[key]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("the reply has no {key}: {reply}"))
+}
+
+/// The daemon's `OpenAttempts`.
+async fn open_attempts(client: &Client) -> Harness<u64> {
+    let status = tokio::time::timeout(STEP_TIMEOUT, client.status())
+        .await
+        .map_err(|_| "status got no reply".to_owned())?
+        .map_err(|e| format!("status: {e}"))?;
+    status["open_attempts"]
+        .as_u64()
+        .ok_or_else(|| format!("status has no open_attempts: {status}"))
+}
+
+/// Polls `OpenAttempts` until it is 0, for at most `STEP_TIMEOUT`.
+async fn wait_no_open_attempts(client: &Client) -> Harness<()> {
+    let started = Instant::now();
+    loop {
+        let open = open_attempts(client).await?;
+        if open == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > STEP_TIMEOUT {
+            return Err(format!(
+                "{open} attempt(s) still open after {STEP_TIMEOUT:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The daemon's signals, each stamped with the instant it was read off the connection by a
+/// task that does nothing else, so a slow consumer does not inflate a latency.
+struct Signals {
+    receiver: mpsc::UnboundedReceiver<(Instant, Signal)>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Signals {
+    fn spawn(
+        mut stream: impl futures_util::Stream<Item = Signal> + Unpin + Send + 'static,
+    ) -> Signals {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(async move {
+            while let Some(signal) = stream.next().await {
+                if sender.send((Instant::now(), signal)).is_err() {
+                    return;
+                }
+            }
+        });
+        Signals { receiver, reader }
+    }
+
+    /// Waits for the next signal that `matches`, skipping others; returns its arrival time.
+    async fn next_matching(
+        &mut self,
+        what: &str,
+        matches: impl Fn(&Signal) -> bool,
+    ) -> Harness<Instant> {
+        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
+                Err(_) => return Err(format!("no {what} within {STEP_TIMEOUT:?}")),
+                Ok(None) => {
+                    return Err(format!("the signal stream ended while waiting for {what}"));
+                }
+                Ok(Some((at, signal))) if matches(&signal) => return Ok(at),
+                Ok(Some(_)) => {}
+            }
+        }
+    }
+
+    /// `TransactionChanged(transaction_id, "304_SETTLED", …)`.
+    async fn settled(&mut self, transaction_id: &str) -> Harness<Instant> {
+        self.next_matching(&format!("settlement of {transaction_id}"), |s| {
+            s.name == "TransactionChanged"
+                && s.args["transaction_id"] == transaction_id
+                && s.args["status"] == SETTLED
+        })
+        .await
+    }
+
+    /// `PropertiesChanged` with `OpenAttempts` = 0.
+    async fn open_attempts_zero(&mut self) -> Harness<()> {
+        self.next_matching("OpenAttempts = 0", |s| {
+            s.name == "PropertiesChanged" && s.args["changed"]["OpenAttempts"] == 0
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures.
+
+/// Latency percentiles (nearest rank).
+struct Stats {
+    n: usize,
+    mean: Duration,
+    p50: Duration,
+    p90: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+impl Stats {
+    fn of(samples: &mut [Duration]) -> Stats {
+        samples.sort_unstable();
+        let n = samples.len();
+        let rank = |p: f64| samples[((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1];
+        Stats {
+            n,
+            mean: samples.iter().sum::<Duration>() / n as u32,
+            p50: rank(50.0),
+            p90: rank(90.0),
+            p99: rank(99.0),
+            max: samples[n - 1],
+        }
+    }
+
+    fn print(&self, what: &str) {
+        println!(
+            "  {what} latency over {} samples: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, \
+             max {:.2} ms, mean {:.2} ms",
+            self.n,
+            ms(self.p50),
+            ms(self.p90),
+            ms(self.p99),
+            ms(self.max),
+            ms(self.mean)
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mib(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc and the environment.
+
+/// `VmRSS` and `VmHWM` of a process, in kB, from `/proc/<pid>/status`.
+struct Memory {
+    rss_kb: u64,
+    hwm_kb: u64,
+}
+
+impl Memory {
+    fn read(pid: u32) -> Harness<Memory> {
+        let path = format!("/proc/{pid}/status");
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
+        let value = |key: &str| -> Harness<u64> {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .ok_or_else(|| format!("{path} has no readable {key}"))
+        };
+        Ok(Memory {
+            rss_kb: value("VmRSS:")?,
+            hwm_kb: value("VmHWM:")?,
+        })
+    }
+}
+
+/// utime + stime of a process, in clock ticks, from `/proc/<pid>/stat` (fields 14 and 15).
+fn cpu_ticks(pid: u32) -> Harness<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
+    // The command name (field 2) is in parentheses and may contain spaces: count from after it.
+    let after_name = text
+        .rfind(')')
+        .map(|i| &text[i + 1..])
+        .ok_or_else(|| format!("{path} is not a stat line"))?;
+    // after_name starts at field 3 (state), so utime (14) and stime (15) are its 12th and 13th.
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let tick = |i: usize| -> Harness<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| format!("{path}: no field {}", i + 3))
+    };
+    Ok(tick(11)? + tick(12)?)
+}
+
+/// Clock ticks per second from `getconf CLK_TCK`, else 100 (and whether it was read).
+fn clock_ticks_per_second() -> (u64, bool) {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .filter(|&hz| hz > 0)
+        .map_or((100, false), |hz| (hz, true))
+}
+
+fn ticks_to_ms(ticks: u64, per_second: u64) -> f64 {
+    ticks as f64 * 1000.0 / per_second as f64
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+async fn wait_for_file(path: &Path, timeout: Duration) -> Harness<()> {
+    let started = Instant::now();
+    while !path.exists() {
+        if started.elapsed() > timeout {
+            return Err(format!(
+                "{} did not appear within {timeout:?}",
+                path.display()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn env_usize(name: &str, default: usize) -> Harness<usize> {
+    match std::env::var(name) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={text:?} is not a whole number")),
+        Err(_) => Ok(default),
+    }
+}

@@ -319,6 +319,7 @@ impl Engine {
         if let Some(reason) = &request.reason {
             check_text("reason", reason, MAX_NOTE_LEN)?;
         }
+        crate::domain::parse_decimal(&request.amount).map_err(|e| amount_error("amount", e))?;
         let id = request.attempt_id.clone();
         let refund = self
             .write(move |tx, changes| {
@@ -521,6 +522,9 @@ impl Engine {
             Target::Attempt(id) => check_text("attempt_id", id, MAX_ID_LEN)?,
             Target::Transaction(id) => check_text("transaction_id", id, MAX_ID_LEN)?,
         }
+        // The grammar is checked before anything is looked up; the currency's decimal places
+        // once the transaction is known.
+        crate::domain::parse_decimal(&request.tendered).map_err(|e| amount_error("tendered", e))?;
         let reply = self
             .write(move |tx, changes| confirm_in(tx, changes, request))
             .await?;

@@ -7,6 +7,7 @@
 //! - `crash`: `kill -9` of a real daemon process with a live attempt, then a restart.
 //! - `introspection`: the shipped interface XML matches what the daemon serves.
 
+mod bad_input;
 mod cancel_refund_cash;
 mod harness;
 mod payments;
