@@ -54,18 +54,35 @@ impl Engine {
     pub async fn checkout(&self, request: CheckoutRequest) -> Result<CheckoutReply, EngineError> {
         let valid = self.validate_checkout(request)?;
         let terminal_id = self.inner.settings.terminal_id.clone();
-        let decision = self
-            .write(move |tx, changes| decide_checkout(tx, changes, &valid, &terminal_id))
-            .await?;
-        let (transaction, attempt) = match decision {
-            Decision::Existing(transaction, attempt) => (transaction, attempt),
-            Decision::Send(transaction, attempt) => {
-                if attempt.provider == SYSTEM_PROVIDER {
-                    (transaction, attempt)
-                } else {
+        // An unsent attempt found by a repeated checkout may be resolved by its supervisor
+        // (failed: the provider never made it) while this call waits for its lock; then the
+        // decision is taken again, and makes a fresh attempt. Twice is enough: a fresh attempt
+        // has no supervisor yet.
+        let mut tries = 0;
+        let (transaction, attempt) = loop {
+            tries += 1;
+            let valid = valid.clone();
+            let terminal_id = terminal_id.clone();
+            let decision = self
+                .write(move |tx, changes| decide_checkout(tx, changes, &valid, &terminal_id))
+                .await?;
+            match decision {
+                Decision::Existing(transaction, attempt) => break (transaction, attempt),
+                Decision::Send(transaction, attempt) if attempt.provider == SYSTEM_PROVIDER => {
+                    break (transaction, attempt);
+                }
+                Decision::Send(_, attempt) => {
                     let attempt = self.send_attempt(&attempt.id).await?;
-                    let transaction = self.load_transaction(&attempt.transaction_id).await?;
-                    (transaction, attempt)
+                    if attempt.status.is_open() || attempt.status == AttemptStatus::Success {
+                        let transaction = self.load_transaction(&attempt.transaction_id).await?;
+                        break (transaction, attempt);
+                    }
+                    if tries >= 3 {
+                        return Err(EngineError::ProviderUnavailable(format!(
+                            "attempt {} ended {} before it could be sent; try again",
+                            attempt.code, attempt.status
+                        )));
+                    }
                 }
             }
         };

@@ -1,7 +1,7 @@
 //! Shared test plumbing: a private bus per test, a daemon on it with a real SQLite file in a
 //! temporary directory, and a client speaking D-Bus like a till.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
@@ -15,10 +15,10 @@ use serde_json::Value;
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct Harness {
-    pub dir: tempfile::TempDir,
+    /// Held for its lifetime: the state, the bus socket and the display frame live in it.
+    _dir: tempfile::TempDir,
     pub bus: PrivateBus,
-    pub config: Config,
-    pub daemon: Option<Daemon>,
+    _daemon: Daemon,
     pub client: Client,
 }
 
@@ -65,23 +65,11 @@ impl Harness {
             .await
             .expect("client connects");
         Harness {
-            dir,
+            _dir: dir,
             bus,
-            config,
-            daemon: Some(daemon),
+            _daemon: daemon,
             client,
         }
-    }
-
-    pub fn state_dir(&self) -> PathBuf {
-        self.config.state_dir.clone()
-    }
-
-    /// Stops the in-process daemon (as a crash would: nothing is flushed beyond SQLite's own
-    /// commits) and starts a new one on the same state.
-    pub async fn restart(&mut self) {
-        self.daemon.take();
-        self.daemon = Some(Daemon::start(&self.config).await.expect("daemon restarts"));
     }
 }
 

@@ -9,5 +9,6 @@
 
 mod bad_input;
 mod cancel_refund_cash;
+mod crash;
 mod harness;
 mod payments;
