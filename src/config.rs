@@ -461,6 +461,14 @@ auto_pay_after_ms = 1500
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let example = include_str!("../packaging/qrpayd.toml.example");
+        let config = parse(example).expect("the example config is valid");
+        assert_eq!(config.engine.terminal_id, "POS-01");
+        assert!(config.simulator.is_some());
+    }
+
+    #[test]
     fn secrets_come_from_files_and_the_credentials_directory() {
         let dir = tempfile::tempdir().expect("dir");
         std::fs::write(dir.path().join("qpay_secret"), "s3cr3t-value\n").expect("write");

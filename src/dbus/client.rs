@@ -178,8 +178,7 @@ impl Client {
         let dbus = zbus::fdo::DBusProxy::new(&self.connection)
             .await
             .map_err(|e| self.error(e))?;
-        let name =
-            zbus::names::BusName::try_from(names::BUS_NAME).map_err(|e| self.error(e.into()))?;
+        let name = zbus::names::BusName::try_from(names::BUS_NAME).map_err(|e| self.error(e))?;
         // Subscribe first, then ask: an owner that appears in between is not missed.
         let mut changes = dbus
             .receive_name_owner_changed_with_args(&[(0, names::BUS_NAME)])

@@ -11,4 +11,5 @@ mod bad_input;
 mod cancel_refund_cash;
 mod crash;
 mod harness;
+mod introspection;
 mod payments;

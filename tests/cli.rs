@@ -1,0 +1,168 @@
+//! The command lines as a cashier, a till developer or the store's IT run them: exit codes and
+//! what they print.
+
+use std::path::Path;
+use std::process::Output;
+
+use qrpayd::config::Config;
+use qrpayd::daemon::Daemon;
+use qrpayd::dbus::PrivateBus;
+
+async fn run(program: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(program)
+        .args(args)
+        .env_remove("QRPAYD_BUS")
+        .env_remove("QRPAYD_CONFIG")
+        .output()
+        .await
+        .expect("run the binary")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn config(state: &Path, bus: &str) -> String {
+    format!(
+        "[daemon]\nbus = \"{bus}\"\nstate_dir = \"{}\"\nterminal_id = \"CLI-01\"\ndefault_currency = \"MNT\"\nmax_amount = \"1000000\"\n\n[display]\npng_path = \"{}\"\n\n[providers.simulator]\npoll_interval_ms = 100\n",
+        state.display(),
+        state.join("display.png").display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_exits_0_or_1_naming_the_key_and_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, config(dir.path(), "system")).expect("write");
+    let output = run(
+        env!("CARGO_BIN_EXE_qrpayd"),
+        &["check-config", "--config", good.to_str().expect("utf-8")],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\nmax_amount = 5\n",
+    )
+    .expect("write");
+    let output = run(
+        env!("CARGO_BIN_EXE_qrpayd"),
+        &["check-config", "--config", bad.to_str().expect("utf-8")],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let message = text(&output);
+    assert!(
+        message.contains("line 4") && message.contains("max_amount"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qrpayctl_exit_codes_tell_usage_refusal_provider_and_unreachable_apart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bus = PrivateBus::start(dir.path()).expect("bus");
+    let text_config = config(&dir.path().join("state"), bus.address());
+    let parsed = Config::parse(&text_config, &dir.path().join("qrpayd.toml")).expect("config");
+    let _daemon = Daemon::start(&parsed).await.expect("daemon");
+    let ctl = env!("CARGO_BIN_EXE_qrpayctl");
+    let address = bus.address();
+
+    let usage = run(ctl, &["--bus", address, "pay"]).await;
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage));
+
+    let paid = run(
+        ctl,
+        &[
+            "--bus", address, "--json", "pay", "--amount", "2500", "--order", "cli-1",
+        ],
+    )
+    .await;
+    assert_eq!(paid.status.code(), Some(0), "{}", text(&paid));
+    let reply: serde_json::Value =
+        serde_json::from_slice(&paid.stdout).expect("pay --json prints JSON");
+    assert_eq!(reply["attempt_status"], "204_SENT");
+    let attempt_id = reply["attempt_id"].as_str().expect("attempt_id");
+
+    let human = run(
+        ctl,
+        &[
+            "--bus", address, "pay", "--amount", "2500", "--order", "cli-1",
+        ],
+    )
+    .await;
+    assert_eq!(human.status.code(), Some(0));
+    assert!(
+        text(&human).contains('█'),
+        "pay draws the QR in the terminal"
+    );
+
+    let refused = run(ctl, &["--bus", address, "pay", "--amount", "1e5"]).await;
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused));
+    assert!(text(&refused).contains("InvalidArgument"));
+
+    let provider = run(
+        ctl,
+        &[
+            "--bus",
+            address,
+            "pay",
+            "--amount",
+            "10",
+            "--provider",
+            "qpay",
+        ],
+    )
+    .await;
+    assert_eq!(provider.status.code(), Some(4), "{}", text(&provider));
+
+    let simulated = run(ctl, &["--bus", address, "simulate", "pay", attempt_id]).await;
+    assert_eq!(simulated.status.code(), Some(0), "{}", text(&simulated));
+    let status = run(ctl, &["--bus", address, "--json", "status", "cli-1"]).await;
+    assert_eq!(
+        status.status.code(),
+        Some(3),
+        "an order id is not a transaction id: {}",
+        text(&status)
+    );
+    let list = run(ctl, &["--bus", address, "--json", "list"]).await;
+    assert_eq!(list.status.code(), Some(0));
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+
+    let nowhere = format!("unix:path={}", dir.path().join("no-bus").display());
+    let unreachable = run(ctl, &["--bus", &nowhere, "status"]).await;
+    assert_eq!(unreachable.status.code(), Some(5), "{}", text(&unreachable));
+}
+
+/// The newcomer's path: `qrpayd demo` takes one payment end to end and ends settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_settles_one_payment() {
+    let output = run(env!("CARGO_BIN_EXE_qrpayd"), &["demo"]).await;
+    let printed = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{printed}");
+    for expected in [
+        "Checkout(source_id=demo-order-1",
+        "signal AttemptChanged ATT000001 100_PAYMENT 302_SUCCESS",
+        "signal TransactionChanged TXN000001 304_SETTLED paid 12500.0000",
+        "TXN000001 304_SETTLED: total 12500.0000 MNT, paid 12500.0000",
+    ] {
+        assert!(
+            printed.contains(expected),
+            "{expected:?} missing from:\n{printed}"
+        );
+    }
+    let dir = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("qrpayd demo: everything lives in "))
+        .expect("the demo names its directory");
+    assert!(Path::new(dir).join("display.png").exists());
+    std::fs::remove_dir_all(dir).expect("clean up the demo directory");
+}
