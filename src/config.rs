@@ -104,6 +104,8 @@ struct RawDisplay {
     height: Spanned<u32>,
     #[serde(default = "default_true")]
     enabled: bool,
+    /// `+08:00`-style offset of the time shown to the customer; the system's when absent.
+    utc_offset: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -286,16 +288,30 @@ impl Config {
                         ));
                     }
                 }
+                let utc_offset_seconds = match &display.utc_offset {
+                    Some(spanned) => {
+                        Some(parse_utc_offset(spanned.get_ref()).ok_or_else(|| {
+                            invalid(
+                                "display.utc_offset",
+                                spanned.span(),
+                                format!("{:?} is not an offset like \"+08:00\"", spanned.get_ref()),
+                            )
+                        })?)
+                    }
+                    None => None,
+                };
                 Some(ScreenSettings {
                     png_path: display.png_path,
                     width: *display.width.get_ref(),
                     height: *display.height.get_ref(),
+                    utc_offset_seconds,
                 })
             }
             None => Some(ScreenSettings {
                 png_path: default_png_path(),
                 width: 800,
                 height: 480,
+                utc_offset_seconds: None,
             }),
         };
 
@@ -323,6 +339,28 @@ fn parse_max_amount(text: &str) -> Result<Decimal, String> {
         return Err("must be greater than zero".to_owned());
     }
     Ok(amount)
+}
+
+/// Parses `+HH:MM` / `-HH:MM` into seconds east of UTC.
+fn parse_utc_offset(text: &str) -> Option<i32> {
+    let format = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+    time::UtcOffset::parse(text, &format)
+        .ok()
+        .map(time::UtcOffset::whole_seconds)
+}
+
+impl Config {
+    /// Fills in the local time zone's offset for the display where the config gave none. Call
+    /// it before any other thread starts: the system's offset can only be read safely then.
+    pub fn use_local_offset(&mut self) {
+        if let Some(display) = &mut self.display
+            && display.utc_offset_seconds.is_none()
+        {
+            display.utc_offset_seconds = time::UtcOffset::current_local_offset()
+                .ok()
+                .map(time::UtcOffset::whole_seconds);
+        }
+    }
 }
 
 /// The 1-based line of a byte offset.
@@ -403,6 +441,16 @@ auto_pay_after_ms = 1500
         assert_eq!(simulator.auto_pay_after, Some(Duration::from_millis(1500)));
         let display = config.display.expect("display on by default");
         assert_eq!((display.width, display.height), (800, 480));
+        assert_eq!(display.utc_offset_seconds, None);
+        let with_offset = parse(&MINIMAL.replace(
+            "[providers.simulator]",
+            "[display]\nutc_offset = \"+08:00\"\n\n[providers.simulator]",
+        ))
+        .expect("valid");
+        assert_eq!(
+            with_offset.display.expect("display").utc_offset_seconds,
+            Some(8 * 3600)
+        );
     }
 
     /// Each broken config names its key and line.
@@ -441,6 +489,10 @@ auto_pay_after_ms = 1500
             (
                 "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\n[display]\nwidth = 20\n[providers.simulator]\n",
                 &["line 5", "display.width"],
+            ),
+            (
+                "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\n[display]\nutc_offset = \"UB\"\n[providers.simulator]\n",
+                &["line 5", "display.utc_offset"],
             ),
             (
                 "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\n[providers.nosuch]\n",

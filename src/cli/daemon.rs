@@ -54,13 +54,15 @@ pub fn main() -> ExitCode {
             }
         },
         DaemonCommand::Run => {
-            let config = match Config::load(&args.config) {
+            let mut config = match Config::load(&args.config) {
                 Ok(config) => config,
                 Err(error) => {
                     eprintln!("{error}");
                     return ExitCode::FAILURE;
                 }
             };
+            // Still one thread: the only time the local offset can be read safely.
+            config.use_local_offset();
             super::init_logging(&config.log_level);
             runtime_then(|| async move {
                 match daemon::run(&config, shutdown_signal()).await {

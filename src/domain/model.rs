@@ -60,11 +60,17 @@ impl Timestamp {
         Some(Timestamp((at.unix_timestamp_nanos() / 1_000_000) as i64))
     }
 
-    /// The wall-clock time of day in UTC, `HH:MM:SS`, for the customer display.
-    pub fn time_of_day_utc(self) -> String {
+    /// The wall-clock time of day at `utc_offset_seconds` east of UTC, `HH:MM`, for the
+    /// customer display.
+    pub fn time_of_day(self, utc_offset_seconds: i32) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
+        let offset =
+            time::UtcOffset::from_whole_seconds(utc_offset_seconds).unwrap_or(time::UtcOffset::UTC);
         match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(at) => format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second()),
+            Ok(at) => {
+                let local = at.to_offset(offset);
+                format!("{:02}:{:02}", local.hour(), local.minute())
+            }
             Err(_) => String::new(),
         }
     }
@@ -361,7 +367,8 @@ mod tests {
             Timestamp::parse_rfc3339("2025-11-21T18:35:00+08:00"),
             Some(at)
         );
-        assert_eq!(at.time_of_day_utc(), "10:35:00");
+        assert_eq!(at.time_of_day(0), "10:35");
+        assert_eq!(at.time_of_day(8 * 3600), "18:35");
         assert_eq!(at.millis_until(at.plus_millis(1500)), 1500);
         assert_eq!(at.plus_millis(1500).millis_until(at), 0);
     }

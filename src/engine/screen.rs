@@ -13,6 +13,8 @@ pub struct ScreenSettings {
     pub png_path: PathBuf,
     pub width: u32,
     pub height: u32,
+    /// The offset of local time from UTC, for the expiry shown to the customer; `None` is UTC.
+    pub utc_offset_seconds: Option<i32>,
 }
 
 pub(super) struct Screen {
@@ -57,8 +59,13 @@ impl Screen {
             return;
         }
         *current = Some(attempt.id.clone());
-        self.render(Owned::for_attempt(attempt, transaction, provider))
-            .await;
+        self.render(Owned::for_attempt(
+            attempt,
+            transaction,
+            provider,
+            self.settings.utc_offset_seconds.unwrap_or(0),
+        ))
+        .await;
     }
 
     async fn render(&self, frame: Owned) {
@@ -104,7 +111,12 @@ impl Owned {
         }
     }
 
-    fn for_attempt(attempt: &Attempt, transaction: &Transaction, provider: String) -> Owned {
+    fn for_attempt(
+        attempt: &Attempt,
+        transaction: &Transaction,
+        provider: String,
+        utc_offset_seconds: i32,
+    ) -> Owned {
         let currency = transaction.currency;
         let state = match attempt.status {
             AttemptStatus::New | AttemptStatus::Sent if attempt.paid.is_zero() => {
@@ -132,7 +144,9 @@ impl Owned {
             paid: Some(format_for_display(attempt.paid, currency)),
             provider: Some(provider),
             expires: match attempt.expires_at {
-                Some(at) if live => Some(format!("Pay before {} UTC", at.time_of_day_utc())),
+                Some(at) if live => {
+                    Some(format!("Pay before {}", at.time_of_day(utc_offset_seconds)))
+                }
                 _ => None,
             },
             note: if live && attempt.qr_text.is_none() && attempt.provider == super::SYSTEM_PROVIDER
