@@ -124,6 +124,18 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
 
 /// Parses a payment amount for `currency`: positive, at most the currency's decimal places, and
 /// not above `max` when one is given.
+///
+/// ```
+/// use qrpayd::domain::{AmountError, Currency, parse_amount};
+/// use rust_decimal::Decimal;
+///
+/// assert_eq!(parse_amount("99.50", Currency::Mnt, None), Ok(Decimal::new(9950, 2)));
+/// assert!(matches!(parse_amount("1e5", Currency::Mnt, None), Err(AmountError::NotDecimal(_))));
+/// assert!(matches!(
+///     parse_amount("100.5", Currency::Vnd, None),
+///     Err(AmountError::TooManyDecimals { .. })
+/// ));
+/// ```
 pub fn parse_amount(
     text: &str,
     currency: Currency,
