@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 
 use super::checkout::{load_pair_in, new_attempt};
 use super::error::amount_error;
-use super::supervisor::money_event;
+use super::supervisor::append_money_event;
 use super::{
     CancelReply, Changes, ConfirmReply, ConfirmRequest, Engine, EngineError, ListRequest,
     METHOD_CASH, RefundReply, RefundRequest, SYSTEM_PROVIDER, Target, TransactionView, VerifyReply,
@@ -270,17 +270,8 @@ impl Engine {
                     code: "ALREADY_PAID".to_owned(),
                     message: "the customer paid before the cancel reached the provider".to_owned(),
                 };
-                let transaction = self
-                    .write(move |tx, changes| {
-                        let (transaction, mut cancel) = load_pair_in(tx, &cancel_key)?;
-                        cancel.failure = Some(failure);
-                        cancel.transition_to(AttemptStatus::Fail, Timestamp::now())?;
-                        tx.update_attempt(&cancel)?;
-                        changes.attempt(&cancel);
-                        changes.transaction(&transaction);
-                        Ok(transaction)
-                    })
-                    .await?;
+                self.fail_attempt(&cancel_key, failure).await?;
+                let transaction = self.load_transaction(&parent.transaction_id).await?;
                 Err(EngineError::InvalidTransactionStatus(format!(
                     "attempt {} was paid before it could be cancelled; transaction {} is {}",
                     parent.code, transaction.number, transaction.status
@@ -298,16 +289,7 @@ impl Engine {
                         message: other.to_string(),
                     },
                 };
-                self.write(move |tx, changes| {
-                    let (transaction, mut cancel) = load_pair_in(tx, &cancel_key)?;
-                    cancel.failure = Some(failure);
-                    cancel.transition_to(AttemptStatus::Fail, Timestamp::now())?;
-                    tx.update_attempt(&cancel)?;
-                    changes.attempt(&cancel);
-                    changes.transaction(&transaction);
-                    Ok(())
-                })
-                .await?;
+                self.fail_attempt(&cancel_key, failure).await?;
                 Err(error)
             }
         }
@@ -477,16 +459,7 @@ impl Engine {
                     code: code.clone(),
                     message: message.clone(),
                 };
-                self.write(move |tx, changes| {
-                    let (transaction, mut refund) = load_pair_in(tx, &id)?;
-                    refund.failure = Some(failure);
-                    refund.transition_to(AttemptStatus::Fail, Timestamp::now())?;
-                    tx.update_attempt(&refund)?;
-                    changes.attempt(&refund);
-                    changes.transaction(&transaction);
-                    Ok(())
-                })
-                .await?;
+                self.fail_attempt(&id, failure).await?;
                 Err(EngineError::ProviderRejected { code, message })
             }
             Err(error) => {
@@ -781,17 +754,7 @@ fn confirm_in(
     transaction.paid += taken;
     transaction.transition_to(status_for_money(transaction.total, transaction.paid), now)?;
     tx.update_transaction(&transaction)?;
-    let kind = if transaction.status == TransactionStatus::Settled {
-        OutboxKind::TransactionSettled
-    } else {
-        OutboxKind::TransactionPartiallyPaid
-    };
-    tx.append_outbox(
-        &transaction.id,
-        kind,
-        &money_event(&transaction, &attempt, taken, now),
-        now,
-    )?;
+    append_money_event(tx, &transaction, &attempt, taken, now)?;
     changes.attempt(&attempt);
     changes.transaction(&transaction);
     tracing::info!(

@@ -227,21 +227,11 @@ impl Engine {
                     .await
             }
             Err(ProviderError::Rejected { code, message }) => {
-                let id = attempt.id.clone();
                 let failure = Failure {
                     code: code.clone(),
                     message: message.clone(),
                 };
-                self.write(move |tx, changes| {
-                    let (transaction, mut attempt) = load_pair_in(tx, &id)?;
-                    attempt.failure = Some(failure);
-                    attempt.transition_to(AttemptStatus::Fail, Timestamp::now())?;
-                    tx.update_attempt(&attempt)?;
-                    changes.attempt(&attempt);
-                    changes.transaction(&transaction);
-                    Ok(())
-                })
-                .await?;
+                self.fail_attempt(&attempt.id, failure).await?;
                 Err(EngineError::ProviderRejected { code, message })
             }
             Err(error) => {

@@ -137,7 +137,11 @@ impl Engine {
                         Ok(Step::Wait(Duration::ZERO))
                     }
                     None => {
-                        self.fail_unsent(&attempt.id).await?;
+                        let failure = Failure {
+                            code: "NOT_CREATED".to_owned(),
+                            message: "the provider never created this payment".to_owned(),
+                        };
+                        self.fail_attempt(&attempt.id, failure).await?;
                         Ok(Step::Done)
                     }
                 }
@@ -212,15 +216,7 @@ impl Engine {
                 tx.append_outbox(
                     &transaction.id,
                     OutboxKind::AttemptExpired,
-                    &serde_json::json!({
-                        "transaction_id": transaction.id,
-                        "transaction_number": transaction.number,
-                        "attempt_id": attempt.id,
-                        "attempt_code": attempt.code,
-                        "provider": attempt.provider,
-                        "amount": format_amount(attempt.amount),
-                        "expired_at": now.to_rfc3339(),
-                    }),
+                    &attempt_event(&transaction, &attempt, now),
                     now,
                 )?;
             }
@@ -284,23 +280,23 @@ impl Engine {
             .await
     }
 
-    /// The provider confirms it never made the invoice: the attempt failed.
-    async fn fail_unsent(&self, attempt_id: &str) -> Result<(), EngineError> {
+    /// Fails an attempt that is still open, recording why; a closed one is left as it is.
+    pub(super) async fn fail_attempt(
+        &self,
+        attempt_id: &str,
+        failure: Failure,
+    ) -> Result<Attempt, EngineError> {
         let id = attempt_id.to_owned();
         self.write(move |tx, changes| {
             let (transaction, mut attempt) = load_pair_in(tx, &id)?;
-            if attempt.status != AttemptStatus::New {
-                return Ok(());
+            if attempt.status.is_open() {
+                attempt.failure = Some(failure);
+                attempt.transition_to(AttemptStatus::Fail, Timestamp::now())?;
+                tx.update_attempt(&attempt)?;
+                changes.attempt(&attempt);
+                changes.transaction(&transaction);
             }
-            attempt.failure = Some(Failure {
-                code: "NOT_CREATED".to_owned(),
-                message: "the provider never created this payment".to_owned(),
-            });
-            attempt.transition_to(AttemptStatus::Fail, Timestamp::now())?;
-            tx.update_attempt(&attempt)?;
-            changes.attempt(&attempt);
-            changes.transaction(&transaction);
-            Ok(())
+            Ok(attempt)
         })
         .await
     }
@@ -445,17 +441,7 @@ fn apply_check_in(
             );
             transaction.updated_at = now;
         }
-        let kind = if transaction.status == TransactionStatus::Settled {
-            OutboxKind::TransactionSettled
-        } else {
-            OutboxKind::TransactionPartiallyPaid
-        };
-        tx.append_outbox(
-            &transaction.id,
-            kind,
-            &money_event(&transaction, &attempt, received, now),
-            now,
-        )?;
+        append_money_event(tx, &transaction, &attempt, received, now)?;
         tx.update_transaction(&transaction)?;
     }
     if (transaction.clone(), attempt.clone()) != before {
@@ -469,14 +455,20 @@ fn apply_check_in(
     Ok(attempt)
 }
 
-/// The outbox payload for money received.
-pub(super) fn money_event(
+/// Queues the outbox event for money received: settled, or partially paid.
+pub(super) fn append_money_event(
+    tx: &Tx<'_>,
     transaction: &Transaction,
     attempt: &Attempt,
     received: Decimal,
     at: Timestamp,
-) -> serde_json::Value {
-    serde_json::json!({
+) -> Result<(), EngineError> {
+    let kind = if transaction.status == TransactionStatus::Settled {
+        OutboxKind::TransactionSettled
+    } else {
+        OutboxKind::TransactionPartiallyPaid
+    };
+    let payload = serde_json::json!({
         "transaction_id": transaction.id,
         "transaction_number": transaction.number,
         "source": {
@@ -494,7 +486,9 @@ pub(super) fn money_event(
         "provider": attempt.provider,
         "method": attempt.method,
         "at": at.to_rfc3339(),
-    })
+    });
+    tx.append_outbox(&transaction.id, kind, &payload, at)?;
+    Ok(())
 }
 
 fn attempt_event(transaction: &Transaction, attempt: &Attempt, at: Timestamp) -> serde_json::Value {
