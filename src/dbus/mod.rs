@@ -157,12 +157,22 @@ async fn emit(terminal: &InterfaceRef<Terminal>, event: Event) -> Result<(), zbu
                 .attempt_changed(&a.id, &a.transaction_id, a.status.code(), details)
                 .await
         }
-        Event::CountsChanged { .. } => {
+        Event::CountsChanged {
+            open_attempts,
+            pending_sync,
+        } => {
             let iface = terminal.get().await;
-            iface
-                .open_attempts_changed(terminal.signal_emitter())
-                .await?;
-            iface.pending_sync_changed(terminal.signal_emitter()).await
+            if open_attempts.is_some() {
+                iface
+                    .open_attempts_changed(terminal.signal_emitter())
+                    .await?;
+            }
+            if pending_sync.is_some() {
+                iface
+                    .pending_sync_changed(terminal.signal_emitter())
+                    .await?;
+            }
+            Ok(())
         }
     }
 }

@@ -62,10 +62,11 @@ pub struct EngineSettings {
 pub enum Event {
     TransactionChanged(Transaction),
     AttemptChanged(Attempt),
-    /// The number of open payment attempts or of events waiting for the upstream sync changed.
+    /// The number of open payment attempts or of events waiting for the upstream sync changed;
+    /// each is `Some` when it changed.
     CountsChanged {
-        open_attempts: u32,
-        pending_sync: u64,
+        open_attempts: Option<u32>,
+        pending_sync: Option<u64>,
     },
 }
 
@@ -269,18 +270,18 @@ impl Engine {
         let Ok((open_attempts, pending_sync)) = counts else {
             return;
         };
-        let changed = {
+        let previous = {
             let Ok(mut last) = self.inner.last_counts.lock() else {
                 return;
             };
-            let changed = *last != Some((open_attempts, pending_sync));
-            *last = Some((open_attempts, pending_sync));
-            changed
+            last.replace((open_attempts, pending_sync))
         };
-        if changed {
+        let open_changed = previous.is_none_or(|(open, _)| open != open_attempts);
+        let pending_changed = previous.is_none_or(|(_, pending)| pending != pending_sync);
+        if open_changed || pending_changed {
             let _ = self.inner.events.send(Event::CountsChanged {
-                open_attempts,
-                pending_sync,
+                open_attempts: open_changed.then_some(open_attempts),
+                pending_sync: pending_changed.then_some(pending_sync),
             });
         }
     }
