@@ -29,6 +29,11 @@ async fn checkout_signals_and_settles() {
     wait_attempt(&mut signals, &attempt_id, "302_SUCCESS").await;
     let settled = wait_transaction(&mut signals, &transaction_id, "304_SETTLED").await;
     assert_eq!(settled.args["details"]["paid"], "12500.0000");
+    // The properties follow: nothing open any more, one event waiting for the back office.
+    wait_for(&mut signals, "OpenAttempts = 0", |s| {
+        s.name == "PropertiesChanged" && s.args["changed"]["OpenAttempts"] == 0
+    })
+    .await;
 
     let view = h
         .client
