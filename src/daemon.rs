@@ -87,6 +87,37 @@ impl Daemon {
     }
 }
 
+/// A provider's durable state, kept in the store's `provider_state` table.
+pub struct StoredProviderState {
+    store: Store,
+    provider: String,
+}
+
+impl StoredProviderState {
+    /// The state of `provider` in `store`.
+    pub fn new(store: Store, provider: &str) -> StoredProviderState {
+        StoredProviderState {
+            store,
+            provider: provider.to_owned(),
+        }
+    }
+}
+
+impl crate::providers::ProviderState for StoredProviderState {
+    fn load(&self, key: &str) -> Result<Option<String>, String> {
+        self.store
+            .read(|tx| tx.provider_state(&self.provider, key))
+            .map_err(|e| e.to_string())
+    }
+
+    fn save(&self, key: &str, value: &str) -> Result<(), String> {
+        let now = crate::domain::Timestamp::now();
+        self.store
+            .write(|tx| tx.put_provider_state(&self.provider, key, value, now))
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Starts the daemon and runs it until `shutdown` completes.
 pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let daemon = Daemon::start(config).await?;

@@ -301,7 +301,34 @@ impl Engine {
         if let Some(reason) = &request.reason {
             check_text("reason", reason, MAX_NOTE_LEN)?;
         }
-        crate::domain::parse_decimal(&request.amount).map_err(|e| amount_error("amount", e))?;
+        let amount =
+            crate::domain::parse_decimal(&request.amount).map_err(|e| amount_error("amount", e))?;
+        // The provider's own limits (QPay refunds whole payments), checked before anything is
+        // recorded.
+        let (_, attempt) = self.load_pair(&request.attempt_id).await?;
+        let refundable =
+            attempt.kind == AttemptType::Payment && attempt.status == AttemptStatus::Success;
+        if let Some(provider) = self
+            .inner
+            .providers
+            .get(&attempt.provider)
+            .filter(|_| refundable)
+        {
+            let id = attempt.id.clone();
+            let payments: Vec<ProviderPayment> = self
+                .read(move |tx| Ok(tx.payment_results_of(&id)?))
+                .await?
+                .into_iter()
+                .map(|p| ProviderPayment {
+                    payment_id: p.provider_payment_id,
+                    amount: p.amount,
+                    paid_at: p.paid_at,
+                })
+                .collect();
+            provider
+                .check_refund(amount, &payments)
+                .map_err(EngineError::InvalidArgument)?;
+        }
         let id = request.attempt_id.clone();
         let refund = self
             .write(move |tx, changes| {

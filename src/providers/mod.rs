@@ -112,6 +112,28 @@ pub struct RefundOutcome {
     pub reference: String,
 }
 
+/// A payment the provider lists for reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPayment {
+    pub payment_id: String,
+    /// The provider's invoice the payment paid, when it says.
+    pub invoice_id: Option<String>,
+    pub amount: Decimal,
+    pub currency: String,
+    /// The provider's own status word (`PAID`, `REFUNDED`, ...).
+    pub status: String,
+    pub paid_at: Option<Timestamp>,
+}
+
+/// Durable state a provider keeps across restarts (QPay's tokens, say). The daemon backs it with
+/// the database; values are stored as given, so a provider stores only what it must.
+pub trait ProviderState: Send + Sync {
+    /// The value stored under `key`, if any.
+    fn load(&self, key: &str) -> Result<Option<String>, String>;
+    /// Stores `value` under `key`, replacing any earlier value.
+    fn save(&self, key: &str, value: &str) -> Result<(), String>;
+}
+
 /// How a provider call failed. None of these carries a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
@@ -174,6 +196,24 @@ pub trait Provider: Send + Sync {
 
     /// Gives money back. Repeating a refund with the same idempotency key refunds once.
     async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, ProviderError>;
+
+    /// Checks, before anything is recorded, that the provider can refund `amount` of a payment
+    /// attempt whose recorded payments are `payments` (QPay refunds whole payments only). The
+    /// error is one sentence for the till.
+    fn check_refund(&self, amount: Decimal, payments: &[ProviderPayment]) -> Result<(), String> {
+        let _ = (amount, payments);
+        Ok(())
+    }
+
+    /// The payments the provider knows for this terminal on `date` (the provider's own day), for
+    /// reconciliation. Providers that cannot list say so with `Rejected`.
+    async fn list_payments(&self, date: time::Date) -> Result<Vec<ListedPayment>, ProviderError> {
+        let _ = date;
+        Err(ProviderError::Rejected {
+            code: "UNSUPPORTED".to_owned(),
+            message: format!("{} cannot list payments", self.name()),
+        })
+    }
 }
 
 /// The enabled providers, by name.

@@ -372,6 +372,37 @@ impl<'c> Tx<'c> {
         Ok(results)
     }
 
+    // Provider state.
+
+    /// A provider's stored value for `key`.
+    pub fn provider_state(&self, provider: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .inner
+            .query_row(
+                "SELECT value FROM provider_state WHERE provider = ?1 AND key = ?2",
+                [provider, key],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Stores a provider's value for `key`.
+    pub fn put_provider_state(
+        &self,
+        provider: &str,
+        key: &str,
+        value: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.execute(
+            "INSERT INTO provider_state (provider, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (provider, key) DO UPDATE SET value = excluded.value,
+                 updated_at = excluded.updated_at",
+            params![provider, key, value, at.0],
+        )?;
+        Ok(())
+    }
+
     // Outbox.
 
     /// Appends an event for the upstream sync and returns its sequence number.

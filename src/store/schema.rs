@@ -99,6 +99,16 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX outbox_pending ON outbox (synced_at, seq);
     "#,
+    // 2: durable provider state (QPay's tokens survive a restart).
+    r#"
+    CREATE TABLE provider_state (
+        provider   TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (provider, key)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -278,3 +278,23 @@ fn a_corrupt_database_is_named_and_left_untouched() {
     assert!(err.to_string().contains(&path.display().to_string()));
     assert_eq!(std::fs::read(&path).expect("read back"), garbage);
 }
+
+#[test]
+fn provider_state_is_kept_per_provider_and_replaced() {
+    let (_dir, store) = open_temp();
+    let (first, replaced, other) = store
+        .write(|tx| {
+            tx.put_provider_state("qpay", "token", "a", Timestamp(1))?;
+            let first = tx.provider_state("qpay", "token")?;
+            tx.put_provider_state("qpay", "token", "b", Timestamp(2))?;
+            Ok::<_, StoreError>((
+                first,
+                tx.provider_state("qpay", "token")?,
+                tx.provider_state("appotapay", "token")?,
+            ))
+        })
+        .expect("write");
+    assert_eq!(first.as_deref(), Some("a"));
+    assert_eq!(replaced.as_deref(), Some("b"));
+    assert_eq!(other, None);
+}
