@@ -50,6 +50,17 @@ pub enum CtlCommand {
     Verify { attempt_id: String },
     /// Print the daemon's signals as they come.
     Watch,
+    /// Compare a provider's payments of a day with the local records.
+    Reconcile {
+        #[arg(long)]
+        provider: String,
+        /// The provider's day, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// Record the payments the store lacks (by checking their invoices).
+        #[arg(long)]
+        record_missing: bool,
+    },
     /// Drive the simulated provider.
     #[command(subcommand)]
     Simulate(SimulateCommand),
@@ -350,6 +361,38 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
                 } else {
                     println!("{} {}", signal.name, signal.args);
                 }
+            }
+        }
+        CtlCommand::Reconcile {
+            provider,
+            date,
+            record_missing,
+        } => {
+            let mut request = Request::new();
+            put(&mut request, "provider", Some(provider));
+            put(&mut request, "date", Some(date));
+            if record_missing {
+                request.insert("record_missing".into(), Arg::Bool(true));
+            }
+            let rows = client.reconcile(&request).await?;
+            if json {
+                println!("{rows}");
+            } else {
+                let rows = rows.as_array().cloned().unwrap_or_default();
+                for row in &rows {
+                    let field = |key: &str| row[key].as_str().unwrap_or("-").to_owned();
+                    println!(
+                        "{:<15} {:<24} provider {:>16} {:<9} local {:>16}  {}",
+                        field("verdict"),
+                        field("payment_id"),
+                        field("provider_amount"),
+                        field("provider_status"),
+                        field("local_amount"),
+                        field("transaction_id"),
+                    );
+                }
+                let differences = rows.iter().filter(|r| r["verdict"] != "matched").count();
+                println!("{} payment(s), {differences} difference(s)", rows.len());
             }
         }
         CtlCommand::Simulate(command) => match command {

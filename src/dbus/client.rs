@@ -28,6 +28,7 @@ trait Terminal {
     fn get_transaction(&self, id_or_number: &str) -> zbus::Result<VarDict>;
     fn list_transactions(&self, filter: VarDict) -> zbus::Result<Vec<VarDict>>;
     fn count_transactions(&self, filter: VarDict) -> zbus::Result<u64>;
+    fn reconcile(&self, request: VarDict) -> zbus::Result<Vec<VarDict>>;
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -264,6 +265,16 @@ impl Client {
             .count_transactions(to_dict(filter)?)
             .await
             .map_err(|e| self.error(e))
+    }
+
+    /// `Reconcile`.
+    pub async fn reconcile(&self, request: &Request) -> Result<Value, ClientError> {
+        let reply = self
+            .terminal
+            .reconcile(to_dict(request)?)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(Value::Array(reply.iter().map(dict_to_json).collect()))
     }
 
     /// The daemon's properties: `Version`, `Providers`, `OpenAttempts`, `PendingSync`.

@@ -8,7 +8,8 @@ use zbus::object_server::SignalEmitter;
 use super::args::{self, Reader, VarDict, Writer};
 use super::error::PayError;
 use crate::engine::{
-    CheckoutRequest, ConfirmRequest, Engine, ItemRequest, ListRequest, RefundRequest, Target,
+    CheckoutRequest, ConfirmRequest, Engine, ItemRequest, ListRequest, ReconcileRequest,
+    RefundRequest, Target,
 };
 
 /// The till's interface, served at `/org/qrpayd/Pay1`.
@@ -246,6 +247,41 @@ impl Terminal {
     /// How many transactions match `filter` (limit and offset ignored).
     async fn count_transactions(&self, filter_map: VarDict) -> Result<u64, PayError> {
         Ok(self.engine.count_transactions(filter(&filter_map)?).await?)
+    }
+
+    /// Compares the provider's payments of a day (`provider` s, `date` s `YYYY-MM-DD`) with the
+    /// local records; `record_missing` b records what the store lacks, by checking the invoice
+    /// it paid. One row per payment: `payment_id`, `invoice_id`, `provider_amount`,
+    /// `provider_status`, `local_amount`, `attempt_id`, `transaction_id`, `verdict` (`matched`,
+    /// `missing`, `amount_differs`, `local_only`, `recorded`).
+    async fn reconcile(&self, request: VarDict) -> Result<Vec<VarDict>, PayError> {
+        let r = Reader::new(&request, &["provider", "date", "record_missing"])?;
+        let request = ReconcileRequest {
+            provider: r.required_string("provider")?,
+            date: r.required_string("date")?,
+            record_missing: r.boolean("record_missing")?.unwrap_or(false),
+        };
+        let rows = self.engine.reconcile(request).await?;
+        rows.iter()
+            .map(|row| {
+                Writer::new()
+                    .str("payment_id", &row.payment_id)
+                    .opt_str("invoice_id", row.invoice_id.clone())
+                    .opt_str(
+                        "provider_amount",
+                        row.provider_amount.map(crate::domain::format_amount),
+                    )
+                    .opt_str("provider_status", row.provider_status.clone())
+                    .opt_str(
+                        "local_amount",
+                        row.local_amount.map(crate::domain::format_amount),
+                    )
+                    .opt_str("attempt_id", row.attempt_id.clone())
+                    .opt_str("transaction_id", row.transaction_id.clone())
+                    .str("verdict", row.verdict.code())
+                    .finish()
+            })
+            .collect()
     }
 
     /// A transaction or its status changed.

@@ -60,6 +60,14 @@ impl Timestamp {
         Some(Timestamp((at.unix_timestamp_nanos() / 1_000_000) as i64))
     }
 
+    /// The calendar day in UTC.
+    pub fn utc_date(self) -> Option<time::Date> {
+        let nanos = i128::from(self.0) * 1_000_000;
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .ok()
+            .map(|at| at.date())
+    }
+
     /// The wall-clock time of day at `utc_offset_seconds` east of UTC, `HH:MM`, for the
     /// customer display.
     pub fn time_of_day(self, utc_offset_seconds: i32) -> String {

@@ -17,6 +17,7 @@
 mod actions;
 mod checkout;
 mod error;
+mod reconcile;
 mod requests;
 mod screen;
 mod supervisor;
@@ -34,6 +35,7 @@ use crate::providers::{Provider, Providers};
 use crate::store::{Store, Tx};
 
 pub use error::EngineError;
+pub use reconcile::{ReconcileRequest, ReconcileRow, Verdict};
 pub use requests::{
     CancelReply, CheckoutReply, CheckoutRequest, ConfirmReply, ConfirmRequest, ItemRequest,
     ListRequest, RefundReply, RefundRequest, Target, TransactionView, VerifyReply,

@@ -35,6 +35,11 @@ impl Screen {
         &self.settings.png_path
     }
 
+    /// The local time's offset from UTC, when known.
+    pub(super) fn utc_offset_seconds(&self) -> Option<i32> {
+        self.settings.utc_offset_seconds
+    }
+
     /// Shows the idle frame unless something is already on screen.
     pub(super) async fn show_idle_if_blank(&self) {
         let current = self.current.lock().await;

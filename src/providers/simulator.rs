@@ -19,8 +19,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CancelOutcome, CheckResult, CreateRequest, Invoice, InvoiceState, Provider, ProviderError,
-    ProviderPayment, RefundOutcome, RefundRequest,
+    CancelOutcome, CheckResult, CreateRequest, Invoice, InvoiceState, ListedPayment, Provider,
+    ProviderError, ProviderPayment, RefundOutcome, RefundRequest,
 };
 use crate::domain::{Currency, DeepLink, Timestamp};
 use crate::emv;
@@ -438,6 +438,28 @@ impl Provider for Simulator {
             }
             invoice.state = SimState::Closed;
             Ok(CancelOutcome::Cancelled)
+        })
+    }
+
+    async fn list_payments(&self, date: time::Date) -> Result<Vec<ListedPayment>, ProviderError> {
+        self.call(|ledger| {
+            let mut listed = Vec::new();
+            for invoice in ledger.invoices.values_mut() {
+                invoice.settle_automatic(Timestamp::now());
+                for payment in &invoice.payments {
+                    if payment.at.utc_date() == Some(date) {
+                        listed.push(ListedPayment {
+                            payment_id: payment.id.clone(),
+                            invoice_id: Some(invoice.invoice_id.clone()),
+                            amount: payment.amount,
+                            currency: invoice.currency.clone(),
+                            status: "PAID".to_owned(),
+                            paid_at: Some(payment.at),
+                        });
+                    }
+                }
+            }
+            Ok(listed)
         })
     }
 

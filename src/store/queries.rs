@@ -343,11 +343,20 @@ impl<'c> Tx<'c> {
 
     /// The payments recorded for an attempt, in the order they were seen.
     pub fn payment_results_of(&self, attempt_id: &str) -> Result<Vec<PaymentResult>, StoreError> {
-        let mut statement = self.inner.prepare_cached(
+        self.payment_results_where("attempt_id = ?1", &[&attempt_id])
+    }
+
+    fn payment_results_where(
+        &self,
+        condition: &str,
+        args: &[&dyn ToSql],
+    ) -> Result<Vec<PaymentResult>, StoreError> {
+        let sql = format!(
             "SELECT attempt_id, provider, provider_payment_id, amount, paid_at, observed_at
-             FROM payment_results WHERE attempt_id = ?1 ORDER BY id",
-        )?;
-        let rows = statement.query_map([attempt_id], |row| {
+             FROM payment_results WHERE {condition} ORDER BY id"
+        );
+        let mut statement = self.inner.prepare_cached(&sql)?;
+        let rows = statement.query_map(args, |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, String>(1)?,
@@ -370,6 +379,50 @@ impl<'c> Tx<'c> {
             });
         }
         Ok(results)
+    }
+
+    /// The attempt that owns a provider's invoice.
+    pub fn attempt_by_invoice(
+        &self,
+        provider: &str,
+        invoice_id: &str,
+    ) -> Result<Option<Attempt>, StoreError> {
+        Ok(self
+            .attempts_where(
+                "provider = ?1 AND invoice_id = ?2 AND type = '100_PAYMENT'",
+                &[&provider, &invoice_id],
+            )?
+            .into_iter()
+            .next())
+    }
+
+    /// The payment recorded under a provider's payment id.
+    pub fn payment_result(
+        &self,
+        provider: &str,
+        provider_payment_id: &str,
+    ) -> Result<Option<PaymentResult>, StoreError> {
+        Ok(self
+            .payment_results_where(
+                "provider = ?1 AND provider_payment_id = ?2",
+                &[&provider, &provider_payment_id],
+            )?
+            .into_iter()
+            .next())
+    }
+
+    /// A provider's payments paid (or, lacking a paid time, seen) in `[from, until)`.
+    pub fn payment_results_between(
+        &self,
+        provider: &str,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<PaymentResult>, StoreError> {
+        self.payment_results_where(
+            "provider = ?1 AND COALESCE(paid_at, observed_at) >= ?2
+             AND COALESCE(paid_at, observed_at) < ?3",
+            &[&provider, &from.0, &until.0],
+        )
     }
 
     // Provider state.

@@ -6,6 +6,7 @@
 //! - `bad_input`: every bad input answered with its named error while the daemon serves on.
 //! - `crash`: `kill -9` of a real daemon process with a live attempt, then a restart.
 //! - `introspection`: the shipped interface XML matches what the daemon serves.
+//! - `reconcile`: the provider's payments of a day beside the local records.
 
 mod bad_input;
 mod cancel_refund_cash;
@@ -13,3 +14,4 @@ mod crash;
 mod harness;
 mod introspection;
 mod payments;
+mod reconcile;
