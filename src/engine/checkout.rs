@@ -86,6 +86,8 @@ impl Engine {
                 }
             }
         };
+        // The frame was written when the attempt's change was published; a repeated checkout
+        // shows its attempt again (a no-op when it is on screen already).
         let display_png = match &self.inner.screen {
             Some(screen) => {
                 screen

@@ -19,15 +19,22 @@ pub struct ScreenSettings {
 
 pub(super) struct Screen {
     settings: ScreenSettings,
-    /// The attempt on screen, if any; rendering holds this lock.
-    current: tokio::sync::Mutex<Option<String>>,
+    /// What is on screen: the attempt it follows and the frame last written. Rendering holds
+    /// this lock, so frames are written one at a time, in order.
+    shown: tokio::sync::Mutex<Shown>,
+}
+
+#[derive(Default)]
+struct Shown {
+    attempt_id: Option<String>,
+    frame: Option<Owned>,
 }
 
 impl Screen {
     pub(super) fn new(settings: ScreenSettings) -> Screen {
         Screen {
             settings,
-            current: tokio::sync::Mutex::new(None),
+            shown: tokio::sync::Mutex::new(Shown::default()),
         }
     }
 
@@ -42,9 +49,9 @@ impl Screen {
 
     /// Shows the idle frame unless something is already on screen.
     pub(super) async fn show_idle_if_blank(&self) {
-        let current = self.current.lock().await;
-        if current.is_none() {
-            self.render(Owned::idle()).await;
+        let mut shown = self.shown.lock().await;
+        if shown.frame.is_none() {
+            self.render(&mut shown, Owned::idle()).await;
         }
     }
 
@@ -55,37 +62,47 @@ impl Screen {
         transaction: &Transaction,
         provider: String,
     ) {
-        if attempt.kind != AttemptType::Payment {
+        // A payment attempt not yet created at its provider has nothing to show yet (cash
+        // attempts do: the amount to pay at the counter).
+        let nothing_yet = attempt.status == AttemptStatus::New
+            && attempt.qr_text.is_none()
+            && attempt.provider != super::SYSTEM_PROVIDER;
+        if attempt.kind != AttemptType::Payment || nothing_yet {
             return;
         }
-        let mut current = self.current.lock().await;
-        let follows = current.as_deref() == Some(attempt.id.as_str());
+        let mut shown = self.shown.lock().await;
+        let follows = shown.attempt_id.as_deref() == Some(attempt.id.as_str());
         if !follows && !attempt.status.is_open() {
             return;
         }
-        *current = Some(attempt.id.clone());
-        self.render(Owned::for_attempt(
+        shown.attempt_id = Some(attempt.id.clone());
+        let frame = Owned::for_attempt(
             attempt,
             transaction,
             provider,
             self.settings.utc_offset_seconds.unwrap_or(0),
-        ))
-        .await;
+        );
+        self.render(&mut shown, frame).await;
     }
 
-    async fn render(&self, frame: Owned) {
+    /// Writes `frame` unless it is what the screen already shows.
+    async fn render(&self, shown: &mut Shown, frame: Owned) {
+        if shown.frame.as_ref() == Some(&frame) {
+            return;
+        }
         let settings = self.settings.clone();
+        let to_write = frame.clone();
         let result = tokio::task::spawn_blocking(move || {
             display::write_frame(
                 &settings.png_path,
-                &frame.as_frame(),
+                &to_write.as_frame(),
                 settings.width,
                 settings.height,
             )
         })
         .await;
         match result {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => shown.frame = Some(frame),
             Ok(Err(error)) => tracing::error!(%error, "cannot write the customer display frame"),
             Err(error) => tracing::error!(%error, "the display task failed"),
         }
@@ -93,6 +110,7 @@ impl Screen {
 }
 
 /// An owned copy of a frame's text, to hand to a blocking thread.
+#[derive(Clone, PartialEq, Eq)]
 struct Owned {
     state: ScreenState,
     qr_text: Option<String>,

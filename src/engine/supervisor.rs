@@ -84,16 +84,29 @@ impl Engine {
         });
     }
 
+    /// How long to wait after `failures` failed steps: the poll interval doubled per failure,
+    /// at most a minute, at least what a rate limit asked for, and never past a live attempt's
+    /// expiry (which must be processed on time, provider or not).
     async fn backoff(&self, attempt_id: &str, failures: u32, error: &StepError) -> Duration {
-        let interval = match self.load_pair(attempt_id).await {
-            Ok((_, attempt)) => self
-                .provider(&attempt.provider)
-                .map(|p| p.poll_interval())
-                .unwrap_or(Duration::from_secs(5)),
-            Err(_) => Duration::from_secs(5),
-        };
+        let attempt = self.load_pair(attempt_id).await.ok().map(|(_, a)| a);
+        let interval = attempt
+            .as_ref()
+            .and_then(|a| self.provider(&a.provider).ok())
+            .map(|p| p.poll_interval())
+            .unwrap_or(Duration::from_secs(5));
         let exponent = failures.min(8);
-        let backoff = interval.saturating_mul(1 << exponent).min(MAX_BACKOFF);
+        let mut backoff = interval.saturating_mul(1 << exponent).min(MAX_BACKOFF);
+        if let Some(expires_at) = attempt
+            .as_ref()
+            .filter(|a| a.status.is_open())
+            .and_then(|a| a.expires_at)
+        {
+            let until_expiry = Timestamp::now().millis_until(expires_at);
+            // A floor, so that a step failing for another reason at expiry cannot spin.
+            backoff = backoff
+                .min(Duration::from_millis(until_expiry))
+                .max(Duration::from_millis(100));
+        }
         match error {
             StepError::Provider(ProviderError::RateLimited {
                 retry_after: Some(after),
