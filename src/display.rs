@@ -245,6 +245,27 @@ pub fn terminal_qr(qr_text: &str) -> Result<String, DisplayError> {
     Ok(out)
 }
 
+/// The QR code alone as an image: level M, a 4-module quiet zone, each module `module_px`
+/// pixels (at least 1), black on white. For `qrpayctl qr vietqr --png`.
+///
+/// # Errors
+///
+/// [`DisplayError::QrTooLong`] when the payload fits no QR code.
+pub fn qr_image(qr_text: &str, module_px: u32) -> Result<RgbImage, DisplayError> {
+    let code = encode_qr(qr_text, EcLevel::M)?;
+    let module_px = module_px.max(1);
+    let modules = code_modules(&code) + 2 * QUIET_ZONE;
+    let side = modules.saturating_mul(module_px);
+    let mut image = RgbImage::from_pixel(side, side, WHITE);
+    for (x, y, pixel) in image.enumerate_pixels_mut() {
+        let (mx, my) = ((x / module_px) as usize, (y / module_px) as usize);
+        if is_dark_with_quiet_zone(&code, mx, my) {
+            *pixel = BLACK;
+        }
+    }
+    Ok(image)
+}
+
 /// Tells whether the QR code is shown in `state`.
 fn shows_qr(state: ScreenState) -> bool {
     matches!(state, ScreenState::Waiting | ScreenState::PartiallyPaid)
@@ -966,6 +987,18 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_plain_qr_image_decodes_to_its_payload() {
+        let payload = "00020101021238530010A0000007270123000697041601092576788590208QRIBFTTA5303704540410005802VN62150811Chuyen tien6304BBB8";
+        let image = super::qr_image(payload, 6).expect("image");
+        let gray = image::DynamicImage::ImageRgb8(image).to_luma8();
+        let mut prepared = rqrr::PreparedImage::prepare(gray);
+        let grids = prepared.detect_grids();
+        assert_eq!(grids.len(), 1);
+        let (_, content) = grids[0].decode().expect("decodes");
+        assert_eq!(content, payload);
+    }
+
     use super::*;
 
     const VIETQR: &str = "00020101021238630010A000000727013300069704320119MQQ0759866wrYqzPLw70208QRIBFTTA5204549953037045405120005802VN5916QRPAYMENT UAT 216011HO CHI MINH62430109wrYqzPLw70708Q07598660814AP26146183702063042A9D";

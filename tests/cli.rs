@@ -166,3 +166,72 @@ async fn the_demo_settles_one_payment() {
     assert!(Path::new(dir).join("display.png").exists());
     std::fs::remove_dir_all(dir).expect("clean up the demo directory");
 }
+
+const VIETQR_VECTOR: &str = "00020101021238530010A0000007270123000697041601092576788590208QRIBFTTA5303704540410005802VN62150811Chuyen tien6304BBB8";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_decode_prints_fields_and_exits_1_on_a_bad_crc() {
+    let ctl = env!("CARGO_BIN_EXE_qrpayctl");
+    let good = run(ctl, &["--json", "qr", "decode", VIETQR_VECTOR]).await;
+    assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    let decoded: serde_json::Value = serde_json::from_slice(&good.stdout).expect("json");
+    assert_eq!(decoded["valid"], true);
+    assert_eq!(decoded["crc"], "BBB8");
+    assert_eq!(decoded["vietqr"]["bin"], "970416");
+    assert_eq!(decoded["vietqr"]["purpose"], "Chuyen tien");
+
+    let corrupt = VIETQR_VECTOR.replace("Chuyen", "Chuyan");
+    let bad = run(ctl, &["qr", "decode", &corrupt]).await;
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad).contains("CRC"), "{}", text(&bad));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_vietqr_builds_the_reference_vector_and_a_png_that_scans() {
+    let dir = tempfile::tempdir().expect("dir");
+    let png = dir.path().join("vietqr.png");
+    let ctl = env!("CARGO_BIN_EXE_qrpayctl");
+    let output = run(
+        ctl,
+        &[
+            "--json",
+            "qr",
+            "vietqr",
+            "--bin",
+            "970416",
+            "--account",
+            "257678859",
+            "--amount",
+            "1000",
+            "--purpose",
+            "Chuyen tien",
+            "--png",
+            png.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let reply: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(reply["payload"], VIETQR_VECTOR);
+    let image = image::open(&png).expect("png").to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(image);
+    let grids = prepared.detect_grids();
+    let (_, content) = grids[0].decode().expect("decodes");
+    assert_eq!(content, VIETQR_VECTOR);
+
+    let bad_amount = run(
+        ctl,
+        &[
+            "qr",
+            "vietqr",
+            "--bin",
+            "970416",
+            "--account",
+            "1",
+            "--amount",
+            "10.5",
+        ],
+    )
+    .await;
+    assert_eq!(bad_amount.status.code(), Some(2));
+}

@@ -64,6 +64,9 @@ pub enum CtlCommand {
     /// Drive the simulated provider.
     #[command(subcommand)]
     Simulate(SimulateCommand),
+    /// Decode or build EMVCo / VietQR payloads (offline: no bus needed).
+    #[command(subcommand)]
+    Qr(super::qr::QrCommand),
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +180,9 @@ pub enum SimulateCommand {
 pub fn main() -> ExitCode {
     let args = CtlArgs::parse();
     super::init_logging("warn");
+    if let CtlCommand::Qr(command) = args.command {
+        return ExitCode::from(super::qr::run(command, args.json));
+    }
     super::daemon::runtime_then(|| async move {
         match run(args).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -395,6 +401,8 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
                 println!("{} payment(s), {differences} difference(s)", rows.len());
             }
         }
+        // Handled before connecting.
+        CtlCommand::Qr(_) => {}
         CtlCommand::Simulate(command) => match command {
             SimulateCommand::Pay { attempt_id, amount } => {
                 client.simulate_pay(&attempt_id, &amount).await?;

@@ -5,6 +5,7 @@
 pub mod ctl;
 pub mod daemon;
 pub mod demo;
+pub mod qr;
 
 /// Logs to stderr at `default_level`, or as `RUST_LOG` says.
 pub fn init_logging(default_level: &str) {
