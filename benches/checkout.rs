@@ -130,13 +130,11 @@ async fn run() -> Harness<()> {
         let status = client.status().await.map_err(|e| format!("status: {e}"))?;
         let memory = Memory::read(daemon.pid())?;
         println!(
-            "  qrpayd {} (pid {}) ready; providers {}; VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+            "  qrpayd {} ready; providers {}",
             status["version"].as_str().unwrap_or("?"),
-            daemon.pid(),
-            status["providers"],
-            mib(memory.rss_kb),
-            mib(memory.hwm_kb)
+            status["providers"]
         );
+        println!("  {}", memory.describe());
         drop(client);
         daemon.stop();
         memory
@@ -169,6 +167,9 @@ async fn run() -> Harness<()> {
         }
         pay_and_wait_settled(&client, &mut signals, &reply).await?;
     }
+    // The daemon's RSS before the timed checkouts and after every 100 (read between checkouts,
+    // outside the timed calls), to tell a plateau from growth with work.
+    let mut rss_trace = vec![(0, Memory::read(pid)?.rss_kb)];
     let cpu_before = cpu_ticks(pid)?;
     let phase_start = Instant::now();
     let mut latencies = Vec::with_capacity(checkouts);
@@ -177,8 +178,17 @@ async fn run() -> Harness<()> {
         let reply = checkout(&client, &format!("bench-{i}")).await?;
         latencies.push(started.elapsed());
         pay_and_wait_settled(&client, &mut signals, &reply).await?;
+        if (i + 1) % 100 == 0 || i + 1 == checkouts {
+            rss_trace.push((i + 1, Memory::read(pid)?.rss_kb));
+        }
     }
     let phase_wall = phase_start.elapsed();
+    // The median of each block of 100, in order, before the samples are sorted: a trend here
+    // means the cost of a checkout grows with the history the daemon holds.
+    let block_p50s: Vec<String> = latencies
+        .chunks(100)
+        .map(|block| format!("{:.2}", ms(Stats::of(&mut block.to_vec()).p50)))
+        .collect();
     let checkout_cpu_ms = ticks_to_ms(cpu_ticks(pid)? - cpu_before, clock_ticks.0);
     let checkout_stats = Stats::of(&mut latencies);
     let checkout_busy: Duration = latencies.iter().sum();
@@ -195,6 +205,18 @@ async fn run() -> Harness<()> {
         "  daemon CPU over the phase {:.0} ms = {:.2} ms per checkout+payment",
         checkout_cpu_ms,
         checkout_cpu_ms / checkouts as f64
+    );
+    println!(
+        "  checkout p50 (ms) by block of 100, in order: {}",
+        block_p50s.join(", ")
+    );
+    println!(
+        "  daemon VmRSS after n timed checkouts: {}",
+        rss_trace
+            .iter()
+            .map(|(n, kb)| format!("{n}: {:.1} MiB", mib(*kb)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if checkouts < MIN_REPORTED_CHECKOUTS {
         println!(
@@ -222,11 +244,8 @@ async fn run() -> Harness<()> {
     println!("\n[4/5] memory after work");
     wait_no_open_attempts(&client).await?;
     let worked = Memory::read(pid)?;
-    println!(
-        "  OpenAttempts 0; VmRSS {:.1} MiB, VmHWM {:.1} MiB",
-        mib(worked.rss_kb),
-        mib(worked.hwm_kb)
-    );
+    println!("  OpenAttempts 0; {}", worked.describe());
+    println!("  state files: {}", dir_sizes(&home.join("state")));
 
     // 5. Idle CPU: nothing open, nobody calling.
     println!("\n[5/5] idle CPU over {idle_secs} s");
@@ -255,13 +274,10 @@ async fn run() -> Harness<()> {
     let p99 = ms(checkout_stats.p99);
     let reportable = checkouts >= MIN_REPORTED_CHECKOUTS;
     println!("\n== qrpayd benchmark summary ==");
-    println!(
-        "{:<44} {:>12}  {:<12} {}",
-        "figure", "value", "target", "result"
-    );
     let row = |name: &str, value: String, target: &str, result: &str| {
         println!("{name:<44} {value:>12}  {target:<12} {result}");
     };
+    row("figure", "value".to_owned(), "target", "result");
     row(
         &format!("Checkout→frame p50/p90 (n={checkouts})"),
         format!(
@@ -416,7 +432,12 @@ poll_interval_ms = 1000
             .map_err(|e| format!("connect to the private bus: {e}"))?;
         let started = Instant::now();
         loop {
-            match client.status().await {
+            // Bound each try: the private broker does not answer a call to a name that nobody
+            // owns yet (no ServiceUnknown error), so an early call may never return.
+            let answer = tokio::time::timeout(Duration::from_millis(250), client.status())
+                .await
+                .unwrap_or_else(|_| Err(no_answer()));
+            match answer {
                 Ok(_) => {
                     println!(
                         "  daemon '{}' (pid {}) answered status after {:.0} ms",
@@ -484,6 +505,14 @@ impl Drop for Daemon {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// The error a readiness try reports when its call got no answer in time.
+fn no_answer() -> qrpayd::dbus::client::ClientError {
+    qrpayd::dbus::client::ClientError::Unreachable {
+        bus: "private".to_owned(),
+        detail: "no answer within 250 ms".to_owned(),
     }
 }
 
@@ -708,10 +737,17 @@ fn mib(kb: u64) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // /proc and the environment.
 
-/// `VmRSS` and `VmHWM` of a process, in kB, from `/proc/<pid>/status`.
+/// A process's memory (kB) and thread count, from `/proc/<pid>/status`.
 struct Memory {
+    /// `VmRSS`: resident now.
     rss_kb: u64,
+    /// `VmHWM`: the peak resident size.
     hwm_kb: u64,
+    /// `RssAnon`: the heap and stacks, the part the daemon's own allocations drive.
+    anon_kb: u64,
+    /// `RssFile`: mapped files (the binary's pages, mostly).
+    file_kb: u64,
+    threads: u64,
 }
 
 impl Memory {
@@ -727,7 +763,22 @@ impl Memory {
         Ok(Memory {
             rss_kb: value("VmRSS:")?,
             hwm_kb: value("VmHWM:")?,
+            anon_kb: value("RssAnon:")?,
+            file_kb: value("RssFile:")?,
+            threads: value("Threads:")?,
         })
+    }
+
+    /// One line: resident, peak, and where the resident pages are.
+    fn describe(&self) -> String {
+        format!(
+            "VmRSS {:.1} MiB (anon {:.1} + file {:.1}), VmHWM {:.1} MiB, {} threads",
+            mib(self.rss_kb),
+            mib(self.anon_kb),
+            mib(self.file_kb),
+            mib(self.hwm_kb),
+            self.threads
+        )
     }
 }
 
@@ -766,6 +817,28 @@ fn clock_ticks_per_second() -> (u64, bool) {
 
 fn ticks_to_ms(ticks: u64, per_second: u64) -> f64 {
     ticks as f64 * 1000.0 / per_second as f64
+}
+
+/// `name size` for each file in `dir`, largest first.
+fn dir_sizes(dir: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return format!("({} unreadable)", dir.display());
+    };
+    let mut files: Vec<(u64, String)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            Some((
+                e.metadata().ok()?.len(),
+                e.file_name().to_string_lossy().into(),
+            ))
+        })
+        .collect();
+    files.sort_unstable_by(|a, b| b.cmp(a));
+    files
+        .iter()
+        .map(|(len, name)| format!("{name} {:.0} KiB", *len as f64 / 1024.0))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {
