@@ -63,6 +63,7 @@ pub fn main() -> ExitCode {
             };
             // Still one thread: the only time the local offset can be read safely.
             config.use_local_offset();
+            limit_malloc_arenas();
             super::init_logging(&config.log_level);
             runtime_then(|| async move {
                 match daemon::run(&config, shutdown_signal()).await {
@@ -87,6 +88,18 @@ pub fn main() -> ExitCode {
                 }
             })
         }
+    }
+}
+
+/// Caps glibc's malloc arenas. By default each thread that allocates gets an arena of its own
+/// that keeps freed memory; the runtime's blocking threads (database, frame rendering) would
+/// otherwise hold several megabytes each for the daemon's whole life.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's tuning; it is called before any other
+    // thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

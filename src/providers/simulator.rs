@@ -127,6 +127,29 @@ struct Ledger {
     offline: bool,
 }
 
+impl Ledger {
+    /// How many invoices the simulator remembers; like a real provider's archive, it forgets
+    /// the oldest finished ones (closed, failed or paid in full) beyond that.
+    const KEPT_INVOICES: usize = 500;
+
+    fn forget_oldest_finished(&mut self) {
+        let excess = self.invoices.len().saturating_sub(Self::KEPT_INVOICES);
+        if excess == 0 {
+            return;
+        }
+        let finished: Vec<String> = self
+            .invoices
+            .values()
+            .filter(|i| i.state != SimState::Open || i.paid() >= i.amount)
+            .take(excess)
+            .map(|i| i.invoice_id.clone())
+            .collect();
+        for id in finished {
+            self.invoices.remove(&id);
+        }
+    }
+}
+
 /// The simulated provider.
 pub struct Simulator {
     settings: SimulatorSettings,
@@ -371,6 +394,7 @@ impl Provider for Simulator {
             };
             let created = invoice_of(&invoice);
             ledger.invoices.insert(invoice_id, invoice);
+            ledger.forget_oldest_finished();
             Ok(created)
         })
     }
@@ -595,6 +619,23 @@ mod tests {
         let check = sim.check(&invoice_id).await.expect("check after restart");
         assert_eq!(check.payments.len(), 1);
         assert_eq!(check.payments[0].amount, Decimal::from(30));
+    }
+
+    #[tokio::test]
+    async fn it_forgets_the_oldest_finished_invoices_only() {
+        let sim = Simulator::new(SimulatorSettings::default(), None).expect("sim");
+        let open = sim.create(&request("open", "100")).await.expect("create");
+        for i in 0..Ledger::KEPT_INVOICES + 10 {
+            let invoice = sim
+                .create(&request(&format!("k{i}"), "100"))
+                .await
+                .expect("create");
+            sim.pay(&invoice.invoice_id, None).expect("pay");
+        }
+        let kept = sim.ledger.lock().expect("lock").invoices.len();
+        assert!(kept <= Ledger::KEPT_INVOICES + 1, "{kept}");
+        // The unpaid invoice is remembered however old it is.
+        assert!(sim.check(&open.invoice_id).await.is_ok());
     }
 
     #[tokio::test]

@@ -100,6 +100,10 @@ impl Store {
         connection
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(corrupt)?;
+        // A terminal's database is small: a 1 MiB page cache holds its working set.
+        connection
+            .pragma_update(None, "cache_size", -1024)
+            .map_err(corrupt)?;
         let mut connection = connection;
         schema::migrate(&mut connection, path)?;
         Ok(Store {
