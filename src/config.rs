@@ -17,6 +17,7 @@ use toml::Spanned;
 
 use crate::domain::{Currency, parse_decimal};
 use crate::engine::{EngineSettings, ScreenSettings};
+use crate::providers::qpay::{self, QpaySettings};
 use crate::providers::simulator::SimulatorSettings;
 
 /// Where the config is when nothing says otherwise.
@@ -65,6 +66,8 @@ pub struct Config {
     pub engine: EngineSettings,
     pub display: Option<ScreenSettings>,
     pub simulator: Option<SimulatorSettings>,
+    /// `[providers.qpay]`, when present.
+    pub qpay: Option<QpaySettings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +115,7 @@ struct RawDisplay {
 #[serde(deny_unknown_fields)]
 struct RawProviders {
     simulator: Option<RawSimulator>,
+    qpay: Option<RawQpay>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +126,36 @@ struct RawSimulator {
     #[serde(default = "default_simulator_poll")]
     poll_interval_ms: Spanned<u64>,
     merchant_name: Option<String>,
+}
+
+/// `[providers.qpay]` as written. Its `Debug` leaves the inline secret out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQpay {
+    base_url: Option<Spanned<String>>,
+    client_id: Spanned<String>,
+    client_secret: Option<Spanned<String>>,
+    client_secret_file: Option<Spanned<PathBuf>>,
+    invoice_code: Spanned<String>,
+    invoice_receiver_code: Option<Spanned<String>>,
+    callback_url: Option<Spanned<String>>,
+    sender_branch_code: Option<Spanned<String>>,
+    sender_staff_code: Option<Spanned<String>>,
+    #[serde(default = "default_qpay_poll")]
+    poll_interval_ms: Spanned<u64>,
+    #[serde(default = "default_qpay_timeout")]
+    request_timeout_ms: Spanned<u64>,
+}
+
+impl std::fmt::Debug for RawQpay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawQpay")
+            .field("base_url", &self.base_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret_file", &self.client_secret_file)
+            .field("invoice_code", &self.invoice_code)
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_bus() -> String {
@@ -150,6 +184,12 @@ fn default_true() -> bool {
 }
 fn default_simulator_poll() -> Spanned<u64> {
     Spanned::new(0..0, 1_000)
+}
+fn default_qpay_poll() -> Spanned<u64> {
+    Spanned::new(0..0, qpay::DEFAULT_POLL_INTERVAL.as_millis() as u64)
+}
+fn default_qpay_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, qpay::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)
 }
 
 impl Config {
@@ -238,9 +278,14 @@ impl Config {
             }
             None => None,
         };
+        let qpay = match raw.providers.qpay {
+            Some(raw_qpay) => Some(parse_qpay(raw_qpay, text, path)?),
+            None => None,
+        };
         let enabled: Vec<&str> = simulator
             .iter()
             .map(|_| crate::providers::Simulator::NAME)
+            .chain(qpay.iter().map(|_| crate::providers::Qpay::NAME))
             .collect();
         let default_provider = match &daemon.default_provider {
             Some(spanned) => {
@@ -256,6 +301,15 @@ impl Config {
                             } else {
                                 enabled.join(", ")
                             }
+                        ),
+                    ));
+                }
+                if name == crate::providers::Qpay::NAME && default_currency != Currency::Mnt {
+                    return Err(invalid(
+                        "daemon.default_provider",
+                        spanned.span(),
+                        format!(
+                            "qpay takes MNT only, but daemon.default_currency is {default_currency}"
                         ),
                     ));
                 }
@@ -329,8 +383,170 @@ impl Config {
             },
             display,
             simulator,
+            qpay,
         })
     }
+}
+
+/// Validates `[providers.qpay]` and reads its secret.
+fn parse_qpay(raw: RawQpay, text: &str, path: &Path) -> Result<QpaySettings, ConfigError> {
+    use crate::providers::qpay::model::{limits, qpay_length};
+    let invalid =
+        |key: &'static str, span: std::ops::Range<usize>, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            line: line_of(text, span.start),
+            message,
+        };
+    let base_url = match &raw.base_url {
+        Some(spanned) => check_url(spanned.get_ref(), false)
+            .map_err(|message| invalid("providers.qpay.base_url", spanned.span(), message))?,
+        None => qpay::DEFAULT_BASE_URL.to_owned(),
+    };
+    let client_id = raw.client_id.get_ref().trim().to_owned();
+    if client_id.is_empty() || client_id.contains(':') || client_id.chars().any(char::is_control) {
+        return Err(invalid(
+            "providers.qpay.client_id",
+            raw.client_id.span(),
+            "must be the client id QPay issued: not empty, no ':' and no control characters"
+                .to_owned(),
+        ));
+    }
+    if let Some(inline) = &raw.client_secret
+        && inline.get_ref().is_empty()
+    {
+        return Err(invalid(
+            "providers.qpay.client_secret",
+            inline.span(),
+            "is empty".to_owned(),
+        ));
+    }
+    let client_secret = read_secret(
+        "providers.qpay.client_secret",
+        raw.client_secret.as_ref().map(|s| s.get_ref().as_str()),
+        raw.client_secret_file
+            .as_ref()
+            .map(|f| f.get_ref().as_path()),
+    )?
+    .ok_or_else(|| ConfigError::Missing {
+        path: path.to_owned(),
+        key: "providers.qpay.client_secret",
+        message: "give client_secret or client_secret_file".to_owned(),
+    })?;
+    let code = |key: &'static str, spanned: &Spanned<String>, max: usize| {
+        let value = spanned.get_ref();
+        let length = qpay_length(value);
+        if value.trim().is_empty() || length > max || value.chars().any(char::is_control) {
+            return Err(invalid(
+                key,
+                spanned.span(),
+                format!("must be 1 to {max} characters without control characters"),
+            ));
+        }
+        Ok(value.clone())
+    };
+    let optional = |key: &'static str, spanned: &Option<Spanned<String>>, max: usize| {
+        spanned.as_ref().map(|s| code(key, s, max)).transpose()
+    };
+    let invoice_code = code(
+        "providers.qpay.invoice_code",
+        &raw.invoice_code,
+        limits::INVOICE_CODE,
+    )?;
+    let invoice_receiver_code = optional(
+        "providers.qpay.invoice_receiver_code",
+        &raw.invoice_receiver_code,
+        limits::INVOICE_RECEIVER_CODE,
+    )?
+    .unwrap_or_else(|| qpay::DEFAULT_RECEIVER_CODE.to_owned());
+    let sender_branch_code = optional(
+        "providers.qpay.sender_branch_code",
+        &raw.sender_branch_code,
+        limits::SENDER_BRANCH_CODE,
+    )?;
+    let sender_staff_code = optional(
+        "providers.qpay.sender_staff_code",
+        &raw.sender_staff_code,
+        limits::SENDER_STAFF_CODE,
+    )?;
+    let callback_url = match &raw.callback_url {
+        Some(spanned) => {
+            let url = check_url(spanned.get_ref(), true).map_err(|message| {
+                invalid("providers.qpay.callback_url", spanned.span(), message)
+            })?;
+            if qpay_length(&url) > limits::CALLBACK_URL {
+                return Err(invalid(
+                    "providers.qpay.callback_url",
+                    spanned.span(),
+                    format!("is longer than QPay's {} characters", limits::CALLBACK_URL),
+                ));
+            }
+            Some(spanned.get_ref().trim().to_owned())
+        }
+        None => None,
+    };
+    let poll = *raw.poll_interval_ms.get_ref();
+    let min_poll = qpay::MIN_POLL_INTERVAL.as_millis() as u64;
+    if !(min_poll..=60_000).contains(&poll) {
+        return Err(invalid(
+            "providers.qpay.poll_interval_ms",
+            raw.poll_interval_ms.span(),
+            format!("{poll} is outside {min_poll}..=60000 (QPay objects to faster polling)"),
+        ));
+    }
+    let timeout = *raw.request_timeout_ms.get_ref();
+    if !(1_000..=120_000).contains(&timeout) {
+        return Err(invalid(
+            "providers.qpay.request_timeout_ms",
+            raw.request_timeout_ms.span(),
+            format!("{timeout} is outside 1000..=120000"),
+        ));
+    }
+    Ok(QpaySettings {
+        base_url,
+        client_id,
+        client_secret,
+        invoice_code,
+        invoice_receiver_code,
+        callback_url,
+        sender_branch_code,
+        sender_staff_code,
+        poll_interval: Duration::from_millis(poll),
+        request_timeout: Duration::from_millis(timeout),
+    })
+}
+
+/// An `https://` URL (or `http://` to this machine only, for tests and local proxies: the client
+/// secret must never cross a network in clear), without its trailing slash. A callback may be
+/// any `http(s)://` URL: QPay calls it, and it carries no secret.
+fn check_url(text: &str, any_http: bool) -> Result<String, String> {
+    let url =
+        reqwest::Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    let loopback = url.host_str().is_some_and(|host| {
+        host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match url.scheme() {
+        "https" => {}
+        "http" if any_http || loopback => {}
+        _ => {
+            return Err(format!(
+                "{text:?} must be an https:// URL (http:// only to 127.0.0.1 or localhost)"
+            ));
+        }
+    }
+    if url.host_str().is_none() || (url.query().is_some() && !any_http) || url.fragment().is_some()
+    {
+        return Err(format!("{text:?} must be a plain URL with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{text:?} must not carry credentials"));
+    }
+    Ok(text.trim().trim_end_matches('/').to_owned())
 }
 
 fn parse_max_amount(text: &str) -> Result<Decimal, String> {
@@ -510,6 +726,164 @@ auto_pay_after_ms = 1500
             }
             assert!(error.contains("/etc/qrpayd/qrpayd.toml"), "{error}");
         }
+    }
+
+    const QPAY: &str = r#"
+[daemon]
+terminal_id = "POS-01"
+default_currency = "MNT"
+
+[providers.qpay]
+client_id = "qrpayd-client"
+client_secret = "inline-qpay-secret"
+invoice_code = "SHOP_INVOICE"
+"#;
+
+    #[test]
+    fn a_qpay_section_enables_qpay_with_defaults() {
+        let config = parse(QPAY).expect("valid");
+        assert_eq!(config.engine.default_provider, "qpay");
+        let qpay = config.qpay.clone().expect("qpay enabled");
+        assert_eq!(qpay.base_url, "https://merchant.qpay.mn");
+        assert_eq!(qpay.client_id, "qrpayd-client");
+        assert_eq!(qpay.client_secret.expose_secret(), "inline-qpay-secret");
+        assert_eq!(qpay.invoice_code, "SHOP_INVOICE");
+        assert_eq!(qpay.invoice_receiver_code, "terminal");
+        assert_eq!(qpay.callback_url, None);
+        assert_eq!(qpay.poll_interval, Duration::from_millis(2000));
+        assert_eq!(qpay.request_timeout, Duration::from_millis(10_000));
+        assert!(!format!("{config:?}").contains("inline-qpay-secret"));
+
+        let full = parse(&QPAY.replace(
+            "invoice_code = \"SHOP_INVOICE\"",
+            "invoice_code = \"SHOP_INVOICE\"\nbase_url = \"http://127.0.0.1:8080/\"\n\
+             invoice_receiver_code = \"83\"\ncallback_url = \"https://shop.mn/qpay?x=1\"\n\
+             sender_branch_code = \"BRANCH1\"\nsender_staff_code = \"cashier-2\"\n\
+             poll_interval_ms = 1000\nrequest_timeout_ms = 3000",
+        ))
+        .expect("valid");
+        let qpay = full.qpay.expect("qpay");
+        assert_eq!(qpay.base_url, "http://127.0.0.1:8080");
+        assert_eq!(qpay.invoice_receiver_code, "83");
+        assert_eq!(
+            qpay.callback_url.as_deref(),
+            Some("https://shop.mn/qpay?x=1")
+        );
+        assert_eq!(qpay.sender_branch_code.as_deref(), Some("BRANCH1"));
+        assert_eq!(qpay.sender_staff_code.as_deref(), Some("cashier-2"));
+        assert_eq!(qpay.poll_interval, Duration::from_millis(1000));
+        assert_eq!(qpay.request_timeout, Duration::from_millis(3000));
+
+        // With the simulator as well, the default must be named.
+        let section = &QPAY[QPAY.find("[providers.qpay]").expect("section")..];
+        let both = parse(&format!("{MINIMAL}{section}")).expect_err("no default provider");
+        assert!(
+            both.to_string().contains("daemon.default_provider"),
+            "{both}"
+        );
+        let named = parse(&format!(
+            "{}{section}",
+            MINIMAL.replace(
+                "[providers.simulator]",
+                "default_provider = \"qpay\"\n\n[providers.simulator]"
+            )
+        ))
+        .expect("valid");
+        assert_eq!(named.engine.default_provider, "qpay");
+        assert!(named.simulator.is_some() && named.qpay.is_some());
+    }
+
+    /// Each broken `[providers.qpay]` names its key and line, and no error shows the secret.
+    #[test]
+    fn qpay_errors_name_the_key_and_the_line() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "invoice_code = \"SHOP_INVOICE\"",
+                "invoice_code = \"SHOP_INVOICE\"\npoll_interval_ms = 500",
+                &["line 10", "providers.qpay.poll_interval_ms", "500"],
+            ),
+            (
+                "invoice_code = \"SHOP_INVOICE\"",
+                "invoice_code = \"SHOP_INVOICE\"\nrequest_timeout_ms = 10",
+                &["line 10", "providers.qpay.request_timeout_ms"],
+            ),
+            (
+                "invoice_code = \"SHOP_INVOICE\"",
+                "invoice_code = \"SHOP_INVOICE\"\nbase_url = \"http://qpay.example.mn\"",
+                &["line 10", "providers.qpay.base_url", "https://"],
+            ),
+            (
+                "invoice_code = \"SHOP_INVOICE\"",
+                "invoice_code = \"SHOP_INVOICE\"\nbase_url = \"https://user:pw@merchant.qpay.mn\"",
+                &["line 10", "providers.qpay.base_url", "credentials"],
+            ),
+            (
+                "invoice_code = \"SHOP_INVOICE\"",
+                &format!("invoice_code = \"{}\"", "X".repeat(46)),
+                &["line 9", "providers.qpay.invoice_code", "45"],
+            ),
+            (
+                "invoice_code = \"SHOP_INVOICE\"",
+                &format!(
+                    "invoice_code = \"SHOP_INVOICE\"\nsender_staff_code = \"{}\"",
+                    "s".repeat(101)
+                ),
+                &["line 10", "providers.qpay.sender_staff_code"],
+            ),
+            (
+                "invoice_code = \"SHOP_INVOICE\"",
+                "invoice_code = \"SHOP_INVOICE\"\ncallback_url = \"ftp://shop.mn\"",
+                &["line 10", "providers.qpay.callback_url"],
+            ),
+            (
+                "invoice_code = \"SHOP_INVOICE\"",
+                "invoice_code = \"SHOP_INVOICE\"\ncolour = \"blue\"",
+                &["colour"],
+            ),
+            (
+                "client_id = \"qrpayd-client\"",
+                "client_id = \"a:b\"",
+                &["line 7", "providers.qpay.client_id"],
+            ),
+            (
+                "client_secret = \"inline-qpay-secret\"\n",
+                "",
+                &["providers.qpay.client_secret", "client_secret_file"],
+            ),
+            (
+                "client_secret = \"inline-qpay-secret\"",
+                "client_secret = \"inline-qpay-secret\"\nclient_secret_file = \"/nonexistent\"",
+                &["providers.qpay.client_secret", "not both"],
+            ),
+            (
+                "default_currency = \"MNT\"",
+                "default_currency = \"VND\"\ndefault_provider = \"qpay\"",
+                &["line 5", "daemon.default_provider", "MNT"],
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let text = QPAY.replace(from, to);
+            assert_ne!(text, QPAY, "the case must change the config: {from}");
+            let error = parse(&text).expect_err(&text).to_string();
+            for fragment in *expected {
+                assert!(error.contains(fragment), "{error:?} lacks {fragment:?}");
+            }
+            assert!(!error.contains("inline-qpay-secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_qpay_secret_may_come_from_a_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("qpay_secret");
+        std::fs::write(&file, "file-qpay-secret\n").expect("write");
+        let text = QPAY.replace(
+            "client_secret = \"inline-qpay-secret\"",
+            &format!("client_secret_file = \"{}\"", file.display()),
+        );
+        let config = parse(&text).expect("valid");
+        let qpay = config.qpay.expect("qpay");
+        assert_eq!(qpay.client_secret.expose_secret(), "file-qpay-secret");
     }
 
     #[test]

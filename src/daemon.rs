@@ -9,8 +9,9 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::dbus::{self, BusAddress};
 use crate::engine::Engine;
+use crate::providers::qpay::QpayError;
 use crate::providers::simulator::SimulatorError;
-use crate::providers::{Providers, Simulator};
+use crate::providers::{Providers, Qpay, Simulator};
 use crate::store::{Store, StoreError};
 
 /// Why the daemon could not start.
@@ -25,6 +26,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Simulator(#[from] SimulatorError),
+    #[error(transparent)]
+    Qpay(#[from] QpayError),
     #[error(transparent)]
     Dbus(#[from] dbus::ServeError),
     #[error("cannot resume the open attempts: {0}")]
@@ -52,6 +55,12 @@ impl Daemon {
             let ledger = config.state_dir.join(Simulator::LEDGER_FILE);
             providers = providers
                 .with_simulator(Arc::new(Simulator::new(settings.clone(), Some(&ledger))?));
+        }
+        if let Some(settings) = &config.qpay {
+            // QPay's tokens and invoice journal live in the store, so a restart reuses them.
+            let state = Arc::new(StoredProviderState::new(store.clone(), Qpay::NAME));
+            let qpay = Qpay::new(settings.clone(), &config.engine.terminal_id, state)?;
+            providers = providers.with(Arc::new(qpay));
         }
         if let Some(display) = &config.display
             && let Some(parent) = display.png_path.parent()

@@ -4,7 +4,7 @@
 //! listening on a Unix socket in a directory the caller owns. It needs nothing installed, so
 //! `qrpayd demo` and the tests run on a machine with only the Rust toolchain.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 
 /// Where the daemon or a client connects.
@@ -57,7 +57,6 @@ impl std::fmt::Display for BusAddress {
 #[derive(Debug)]
 pub struct PrivateBus {
     address: String,
-    socket: PathBuf,
 }
 
 /// The private bus could not start.
@@ -91,7 +90,7 @@ impl PrivateBus {
             })
             .map_err(|e| PrivateBusError(e.to_string()))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(PrivateBus { address, socket }),
+            Ok(Ok(())) => Ok(PrivateBus { address }),
             Ok(Err(error)) => Err(PrivateBusError(error)),
             Err(_) => Err(PrivateBusError("the bus thread ended".to_owned())),
         }
@@ -100,10 +99,5 @@ impl PrivateBus {
     /// The bus's D-Bus address.
     pub fn address(&self) -> &str {
         &self.address
-    }
-
-    /// The bus's socket file.
-    pub fn socket(&self) -> &Path {
-        &self.socket
     }
 }

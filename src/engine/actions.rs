@@ -525,8 +525,20 @@ impl Engine {
         // The grammar is checked before anything is looked up; the currency's decimal places
         // once the transaction is known.
         crate::domain::parse_decimal(&request.tendered).map_err(|e| amount_error("tendered", e))?;
+        // Besides cash attempts, the cashier confirms the attempts of providers that no gateway
+        // reports (a VietQR transfer to the merchant's own account).
+        let cashier_confirms = match &request.target {
+            Target::Attempt(id) => {
+                let (_, attempt) = self.load_pair(id).await?;
+                self.inner
+                    .providers
+                    .get(&attempt.provider)
+                    .is_some_and(|p| p.confirmed_by_cashier())
+            }
+            Target::Transaction(_) => false,
+        };
         let reply = self
-            .write(move |tx, changes| confirm_in(tx, changes, request))
+            .write(move |tx, changes| confirm_in(tx, changes, request, cashier_confirms))
             .await?;
         Ok(reply)
     }
@@ -693,14 +705,16 @@ fn confirm_in(
     tx: &Tx<'_>,
     changes: &mut Changes,
     request: ConfirmRequest,
+    cashier_confirms: bool,
 ) -> Result<ConfirmReply, EngineError> {
     let now = Timestamp::now();
     let (mut transaction, attempt) = match &request.target {
         Target::Attempt(id) => {
             let (transaction, attempt) = load_pair_in(tx, id)?;
-            if attempt.provider != SYSTEM_PROVIDER || attempt.kind != AttemptType::Payment {
+            let by_cashier = attempt.provider == SYSTEM_PROVIDER || cashier_confirms;
+            if !by_cashier || attempt.kind != AttemptType::Payment {
                 return Err(EngineError::InvalidTransactionStatus(format!(
-                    "attempt {} is a {} payment; only system (cash) attempts are confirmed by the cashier",
+                    "attempt {} is a {} payment; only cash and VietQR-transfer attempts are confirmed by the cashier",
                     attempt.code, attempt.provider
                 )));
             }
@@ -771,8 +785,8 @@ fn confirm_in(
     attempt.transition_to(AttemptStatus::Success, now)?;
     tx.insert_payment_result(&PaymentResult {
         attempt_id: attempt.id.clone(),
-        provider: SYSTEM_PROVIDER.to_owned(),
-        provider_payment_id: format!("cash-{}", attempt.id),
+        provider: attempt.provider.clone(),
+        provider_payment_id: format!("cashier-{}", attempt.id),
         amount: taken,
         paid_at: Some(now),
         observed_at: now,
@@ -787,7 +801,7 @@ fn confirm_in(
     tracing::info!(
         attempt_id = %attempt.id,
         transaction_id = %transaction.id,
-        provider = SYSTEM_PROVIDER,
+        provider = %attempt.provider,
         tendered = %tendered,
         change = %change,
         "cash payment confirmed"

@@ -193,7 +193,7 @@ impl Engine {
                 unit_price,
             });
         }
-        Ok(ValidCheckout {
+        let valid = ValidCheckout {
             source: Source {
                 kind: source_type,
                 id: request.source_id,
@@ -207,7 +207,16 @@ impl Engine {
             expires_in_ms,
             allow_partial: request.allow_partial.unwrap_or(false),
             items,
-        })
+        };
+        // The provider's own limits, checked on a draft of the request it would get, before
+        // anything is recorded: a refusal here leaves nothing behind.
+        if valid.provider != SYSTEM_PROVIDER {
+            let draft = draft_request(&valid, &settings.terminal_id);
+            self.provider(&valid.provider)?
+                .check_create(&draft)
+                .map_err(EngineError::InvalidArgument)?;
+        }
+        Ok(valid)
     }
 
     /// Creates an attempt's invoice at its provider, under the attempt's lock. Repeating it is
@@ -352,6 +361,31 @@ pub(super) fn load_pair_in(
         ))
     })?;
     Ok((transaction, attempt))
+}
+
+/// The request a provider would get for a new attempt of `valid`, with placeholder ids of the
+/// real ones' length, for the provider's own checks before anything is recorded.
+fn draft_request(valid: &ValidCheckout, terminal_id: &str) -> CreateRequest {
+    let now = Timestamp::now();
+    let transaction_number = "TXN000000".to_owned();
+    CreateRequest {
+        attempt_id: uuid::Uuid::nil().to_string(),
+        attempt_code: "ATT000000".to_owned(),
+        idempotency_key: format!("Q{}", "0".repeat(25)),
+        description: valid.description.clone().unwrap_or_else(|| {
+            format!(
+                "{transaction_number} {}",
+                format_for_display(valid.amount, valid.currency)
+            )
+        }),
+        transaction_number,
+        terminal_id: terminal_id.to_owned(),
+        amount: valid.amount,
+        currency: valid.currency,
+        expires_at: now.plus_millis(valid.expires_in_ms),
+        allow_partial: valid.allow_partial,
+        items: valid.items.clone(),
+    }
 }
 
 /// The provider request for an attempt, the same on every retry.

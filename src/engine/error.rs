@@ -64,6 +64,10 @@ impl From<TextError> for EngineError {
 impl From<ProviderError> for EngineError {
     fn from(error: ProviderError) -> Self {
         match error {
+            // A provider's own local check of the till's input: the input is at fault.
+            ProviderError::Rejected { code, message } if code == "INVALID_ARGUMENT" => {
+                EngineError::InvalidArgument(message)
+            }
             ProviderError::Rejected { code, message } => {
                 EngineError::ProviderRejected { code, message }
             }

@@ -23,7 +23,6 @@ mod screen;
 mod supervisor;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -162,11 +161,6 @@ impl Engine {
     /// Whether the simulator is enabled.
     pub fn has_simulator(&self) -> bool {
         self.inner.providers.simulator().is_some()
-    }
-
-    /// The path of the customer display frame, when there is a display.
-    pub fn display_path(&self) -> Option<PathBuf> {
-        self.inner.screen.as_ref().map(|s| s.path().to_owned())
     }
 
     /// How many payment attempts are open.

@@ -9,7 +9,10 @@
 //! Every call must be safe to retry: `create` is keyed by the attempt's idempotency key, and
 //! [`Provider::lookup`] finds what an earlier, interrupted `create` made.
 
+pub mod appotapay;
+pub mod qpay;
 pub mod simulator;
+pub mod vietqr;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use rust_decimal::Decimal;
 
 use crate::domain::{Currency, DeepLink, Item, Timestamp};
 
+pub use qpay::Qpay;
 pub use simulator::Simulator;
 
 /// What the engine asks a provider to create for a payment attempt.
@@ -196,6 +200,19 @@ pub trait Provider: Send + Sync {
 
     /// Gives money back. Repeating a refund with the same idempotency key refunds once.
     async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, ProviderError>;
+
+    /// Checks a request against the provider's own limits (field lengths, minimum amounts)
+    /// before anything is recorded or sent. The error is one sentence naming the field.
+    fn check_create(&self, request: &CreateRequest) -> Result<(), String> {
+        let _ = request;
+        Ok(())
+    }
+
+    /// Whether the cashier confirms this provider's payments (`ConfirmSystemPayment`) because no
+    /// gateway reports them (the local VietQR provider).
+    fn confirmed_by_cashier(&self) -> bool {
+        false
+    }
 
     /// Checks, before anything is recorded, that the provider can refund `amount` of a payment
     /// attempt whose recorded payments are `payments` (QPay refunds whole payments only). The

@@ -6,6 +6,8 @@
 //! - `bad_input`: every bad input answered with its named error while the daemon serves on.
 //! - `crash`: `kill -9` of a real daemon process with a live attempt, then a restart.
 //! - `introspection`: the shipped interface XML matches what the daemon serves.
+//! - `mock_qpay`: a mock QPay v2 API on 127.0.0.1 with a control handle.
+//! - `qpay`: the QPay provider end to end against the mock, and `kill -9` with QPay.
 //! - `reconcile`: the provider's payments of a day beside the local records.
 
 mod bad_input;
@@ -13,5 +15,7 @@ mod cancel_refund_cash;
 mod crash;
 mod harness;
 mod introspection;
+mod mock_qpay;
 mod payments;
+mod qpay;
 mod reconcile;

@@ -1,0 +1,586 @@
+//! Money after the invoice: payment checks (paged), invoice cancels, whole-payment refunds and
+//! same-day voids, single payments, and the payment list for reconciliation.
+//!
+//! Rules it keeps: only `PAID` rows are money received, each payment id once; QPay gives back
+//! whole payments only (a refund must match one payment's amount); a payment made today in
+//! Mongolia (UTC+8) is voided with `DELETE /v2/payment/cancel/{id}`, which QPay answers
+//! `PAYMENT_SETTLED` once the day's settlement ran, and then refunded with
+//! `DELETE /v2/payment/refund/{id}`. It never decides an attempt's status and never logs a
+//! secret.
+
+use std::collections::HashMap;
+
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::client::CallError;
+use super::invoice::amount_key;
+use super::model::{
+    CheckRequest, ListRequest, Offset, PaymentPage, PaymentReversal, PaymentRow, WireDecimal,
+};
+use super::{Inner, lock, segment};
+use crate::domain::{Timestamp, format_amount};
+use crate::providers::{
+    CancelOutcome, CheckResult, InvoiceState, ListedPayment, ProviderError, ProviderPayment,
+    RefundOutcome, RefundRequest,
+};
+
+/// Rows per page (QPay's maximum).
+const PAGE_LIMIT: u32 = 100;
+/// The most pages read for one check or listing (10,000 payments).
+const MAX_PAGES: u32 = 100;
+/// Mongolia's offset from UTC, which QPay's days follow.
+const MONGOLIA_OFFSET_SECONDS: i32 = 8 * 3600;
+/// The longest note sent with a refund.
+const MAX_REFUND_NOTE_CHARS: usize = 255;
+
+/// Statuses of a payment that was given back.
+fn is_reversed(status: &str) -> bool {
+    matches!(
+        status.to_ascii_uppercase().as_str(),
+        "REFUNDED" | "REFUND" | "CANCELED" | "CANCELLED" | "VOIDED" | "REVERSED"
+    )
+}
+
+/// A payment row with the fields qrpayd needs checked.
+#[derive(Debug, Clone)]
+struct Row {
+    payment_id: String,
+    status: String,
+    amount: Option<Decimal>,
+    date: Option<Timestamp>,
+}
+
+/// What a refund key chose, kept in the provider state before the refund is sent.
+#[derive(Serialize, Deserialize)]
+struct RefundChoice {
+    payment_id: String,
+}
+
+fn refund_key(idempotency_key: &str) -> String {
+    format!("refund/{idempotency_key}")
+}
+
+fn claim_key(payment_id: &str) -> String {
+    format!("refund-claim/{payment_id}")
+}
+
+/// The day of a moment in Mongolia.
+fn mongolian_date(at: Timestamp) -> Option<time::Date> {
+    let offset = time::UtcOffset::from_whole_seconds(MONGOLIA_OFFSET_SECONDS).ok()?;
+    let nanos = i128::from(at.0) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .map(|t| t.to_offset(offset).date())
+}
+
+/// QPay's dates: RFC 3339 (`2020-10-19T08:58:46.641Z`); a date and time without an offset is
+/// Mongolian time.
+fn parse_qpay_date(text: &str) -> Option<Timestamp> {
+    if let Some(at) = Timestamp::parse_rfc3339(text) {
+        return Some(at);
+    }
+    let format = time::macros::format_description!(
+        version = 2,
+        "[year]-[month]-[day][first [T][ ]][hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    let local = time::PrimitiveDateTime::parse(text, &format).ok()?;
+    let offset = time::UtcOffset::from_whole_seconds(MONGOLIA_OFFSET_SECONDS).ok()?;
+    let at = local.assume_offset(offset);
+    Some(Timestamp((at.unix_timestamp_nanos() / 1_000_000) as i64))
+}
+
+/// The engine's check before a refund is recorded: the amount must be one payment's.
+pub(super) fn check_whole_payment(
+    amount: Decimal,
+    payments: &[ProviderPayment],
+) -> Result<(), String> {
+    if payments.iter().any(|p| p.amount == amount) {
+        return Ok(());
+    }
+    if payments.is_empty() {
+        return Err(
+            "QPay refunds whole payments only, and this attempt has no recorded payment".to_owned(),
+        );
+    }
+    let mut amounts: Vec<String> = payments
+        .iter()
+        .map(|p| p.amount.normalize().to_string())
+        .collect();
+    amounts.dedup();
+    Err(format!(
+        "QPay refunds whole payments only, so the amount must be one payment's: {} is none of {}",
+        amount.normalize(),
+        amounts.join(", ")
+    ))
+}
+
+impl Inner {
+    /// Every payment QPay reports for an invoice, following the pages until `count` is
+    /// covered; each payment id once (a repeated id keeps its first row, marked given back if
+    /// any of its rows says so).
+    async fn invoice_rows(&self, invoice_id: &str) -> Result<Vec<Row>, ProviderError> {
+        let mut rows: Vec<Row> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut fetched: u64 = 0;
+        for page_number in 1..=MAX_PAGES {
+            let body = CheckRequest {
+                object_type: "INVOICE",
+                object_id: invoice_id,
+                offset: Offset {
+                    page_number,
+                    page_limit: PAGE_LIMIT,
+                },
+            };
+            let body =
+                serde_json::to_vec(&body).map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+            let page: PaymentPage = self
+                .api
+                .call_json(
+                    Method::POST,
+                    "/v2/payment/check",
+                    Some(&body),
+                    self.api.transport.timeout(),
+                )
+                .await
+                .map_err(|e| e.into_error(Some(format!("invoice {invoice_id}"))))?;
+            let on_page = page.rows.len() as u64;
+            fetched += on_page;
+            for row in page.rows {
+                let row = checked_row(row)?;
+                match index.get(&row.payment_id) {
+                    Some(&at) => {
+                        if is_reversed(&row.status) {
+                            rows[at].status = row.status;
+                        }
+                    }
+                    None => {
+                        index.insert(row.payment_id.clone(), rows.len());
+                        rows.push(row);
+                    }
+                }
+            }
+            let done = match page.count {
+                Some(count) => fetched >= count.0 || on_page == 0,
+                None => on_page < u64::from(PAGE_LIMIT),
+            };
+            if done {
+                return Ok(rows);
+            }
+        }
+        tracing::warn!(
+            provider = "qpay",
+            invoice_id,
+            "QPay reports more payments than qrpayd reads for one invoice"
+        );
+        Ok(rows)
+    }
+
+    /// `POST /v2/payment/check`: what the invoice received. Paid when the `PAID` rows cover the
+    /// invoice's amount (overpayment included), otherwise still open.
+    pub(super) async fn check(&self, invoice_id: &str) -> Result<CheckResult, ProviderError> {
+        let rows = self.invoice_rows(invoice_id).await?;
+        let mut payments = Vec::new();
+        let mut paid = Decimal::ZERO;
+        for row in rows
+            .iter()
+            .filter(|r| r.status.eq_ignore_ascii_case("PAID"))
+        {
+            let amount = row.amount.ok_or_else(|| {
+                ProviderError::Unavailable(format!(
+                    "QPay reports payment {} as PAID without an amount",
+                    row.payment_id
+                ))
+            })?;
+            paid += amount;
+            payments.push(ProviderPayment {
+                payment_id: row.payment_id.clone(),
+                amount,
+                paid_at: row.date,
+            });
+        }
+        let amount = self.amount_of(invoice_id).await;
+        let fully_paid = paid > Decimal::ZERO && amount.is_some_and(|a| paid >= a);
+        let (state, code) = if fully_paid {
+            (InvoiceState::Paid, "PAID")
+        } else if paid > Decimal::ZERO {
+            (InvoiceState::Open, "PARTIAL")
+        } else {
+            (InvoiceState::Open, "NEW")
+        };
+        let message = match amount {
+            Some(amount) => format!(
+                "{} of {} MNT paid in {} payment(s)",
+                paid.normalize(),
+                amount.normalize(),
+                payments.len()
+            ),
+            None => format!(
+                "{} MNT paid in {} payment(s)",
+                paid.normalize(),
+                payments.len()
+            ),
+        };
+        Ok(CheckResult {
+            state,
+            payments,
+            code: code.to_owned(),
+            message,
+        })
+    }
+
+    /// The amount an invoice asked for, if this daemon made it.
+    async fn amount_of(&self, invoice_id: &str) -> Option<Decimal> {
+        if let Some(amount) = lock(&self.amounts).get(invoice_id) {
+            return Some(*amount);
+        }
+        let text = self.state.load(&amount_key(invoice_id)).await?;
+        let amount = Decimal::from_str_exact(&text).ok()?;
+        lock(&self.amounts).insert(invoice_id.to_owned(), amount);
+        Some(amount)
+    }
+
+    /// `DELETE /v2/invoice/{id}`. `INVOICE_PAID`: the customer was faster; an invoice already
+    /// cancelled is cancelled.
+    pub(super) async fn cancel(&self, invoice_id: &str) -> Result<CancelOutcome, ProviderError> {
+        let answer = self
+            .api
+            .call(
+                Method::DELETE,
+                &format!("/v2/invoice/{}", segment(invoice_id)),
+                None,
+                self.api.transport.timeout(),
+            )
+            .await;
+        match answer {
+            Ok(_) => Ok(CancelOutcome::Cancelled),
+            Err(error) => match error.code() {
+                Some("INVOICE_PAID") => Ok(CancelOutcome::AlreadyPaid),
+                Some("INVOICE_ALREADY_CANCELED" | "INVOICE_ALREADY_CANCELLED") => {
+                    Ok(CancelOutcome::Cancelled)
+                }
+                _ => Err(error.into_error(Some(format!("invoice {invoice_id}")))),
+            },
+        }
+    }
+
+    /// Gives back one whole payment of the invoice: the one this key chose before, or a
+    /// `PAID` payment of exactly the amount that no other refund claimed. Voided when it was
+    /// made today in Mongolia, otherwise (or once settled) refunded.
+    pub(super) async fn refund(
+        &self,
+        request: &RefundRequest,
+    ) -> Result<RefundOutcome, ProviderError> {
+        let _one_at_a_time = self.refunds.lock().await;
+        let rows = self.invoice_rows(&request.invoice_id).await?;
+        let chosen = self
+            .state
+            .load(&refund_key(&request.idempotency_key))
+            .await
+            .and_then(|text| serde_json::from_str::<RefundChoice>(&text).ok());
+        let row = match chosen {
+            Some(choice) => {
+                let row = rows.iter().find(|r| r.payment_id == choice.payment_id);
+                if let Some(row) = row
+                    && is_reversed(&row.status)
+                {
+                    // An earlier try with this key went through.
+                    return Ok(RefundOutcome {
+                        reference: choice.payment_id,
+                    });
+                }
+                row.cloned().ok_or_else(|| {
+                    ProviderError::Unavailable(format!(
+                        "QPay does not list payment {} of invoice {} any more",
+                        choice.payment_id, request.invoice_id
+                    ))
+                })?
+            }
+            None => self.choose_payment(request, &rows).await?,
+        };
+        let note: String = request.reason.chars().take(MAX_REFUND_NOTE_CHARS).collect();
+        let paid_at = row.date.or_else(|| {
+            request
+                .payments
+                .iter()
+                .find(|p| p.payment_id == row.payment_id)
+                .and_then(|p| p.paid_at)
+        });
+        let same_day = paid_at.and_then(mongolian_date).is_some()
+            && paid_at.and_then(mongolian_date) == mongolian_date(Timestamp::now());
+        if same_day {
+            match self.reverse("cancel", &row.payment_id, &note).await {
+                Ok(()) => {
+                    tracing::info!(provider = "qpay", payment_id = %row.payment_id, "QPay payment voided");
+                    return Ok(RefundOutcome {
+                        reference: row.payment_id,
+                    });
+                }
+                Err(error) if error.code() == Some("PAYMENT_SETTLED") => {
+                    tracing::info!(
+                        provider = "qpay",
+                        payment_id = %row.payment_id,
+                        "the payment is settled already; refunding it instead"
+                    );
+                }
+                Err(error) => return self.refund_failed(request, &row, error).await,
+            }
+        }
+        match self.reverse("refund", &row.payment_id, &note).await {
+            Ok(()) => {
+                tracing::info!(provider = "qpay", payment_id = %row.payment_id, "QPay payment refunded");
+                Ok(RefundOutcome {
+                    reference: row.payment_id,
+                })
+            }
+            Err(error) => self.refund_failed(request, &row, error).await,
+        }
+    }
+
+    /// Picks the payment a new refund key gives back, and claims it.
+    async fn choose_payment(
+        &self,
+        request: &RefundRequest,
+        rows: &[Row],
+    ) -> Result<Row, ProviderError> {
+        for recorded in request
+            .payments
+            .iter()
+            .filter(|p| p.amount == request.amount)
+        {
+            let Some(row) = rows.iter().find(|r| {
+                r.payment_id == recorded.payment_id && r.status.eq_ignore_ascii_case("PAID")
+            }) else {
+                continue;
+            };
+            let claimed_by = self.state.load(&claim_key(&row.payment_id)).await;
+            if claimed_by
+                .as_deref()
+                .is_some_and(|key| !key.is_empty() && key != request.idempotency_key)
+            {
+                continue;
+            }
+            let choice = serde_json::to_string(&RefundChoice {
+                payment_id: row.payment_id.clone(),
+            })
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+            // Both are written before anything is sent, so a retry targets the same payment.
+            self.state
+                .save(&claim_key(&row.payment_id), request.idempotency_key.clone())
+                .await
+                .map_err(|e| {
+                    ProviderError::Unavailable(format!("cannot record the refund: {e}"))
+                })?;
+            self.state
+                .save(&refund_key(&request.idempotency_key), choice)
+                .await
+                .map_err(|e| {
+                    ProviderError::Unavailable(format!("cannot record the refund: {e}"))
+                })?;
+            return Ok(row.clone());
+        }
+        Err(ProviderError::Rejected {
+            code: "NO_REFUNDABLE_PAYMENT".to_owned(),
+            message: format!(
+                "QPay has no paid payment of {} left to refund on invoice {}",
+                format_amount(request.amount),
+                request.invoice_id
+            ),
+        })
+    }
+
+    /// A refused refund frees its payment for another try under a new key; an unknown outcome
+    /// keeps it, since the engine repeats the refund with the same key.
+    async fn refund_failed(
+        &self,
+        request: &RefundRequest,
+        row: &Row,
+        error: CallError,
+    ) -> Result<RefundOutcome, ProviderError> {
+        if let Some(code) = error.code()
+            && code.contains("ALREADY")
+            && (code.contains("REFUND") || code.contains("CANCEL"))
+        {
+            return Ok(RefundOutcome {
+                reference: row.payment_id.clone(),
+            });
+        }
+        let error = error.into_error(Some(format!("payment {}", row.payment_id)));
+        if matches!(
+            error,
+            ProviderError::Rejected { .. } | ProviderError::NotFound(_)
+        ) {
+            for key in [
+                claim_key(&row.payment_id),
+                refund_key(&request.idempotency_key),
+            ] {
+                if let Err(e) = self.state.save(&key, String::new()).await {
+                    tracing::warn!(provider = "qpay", error = %e, "cannot release a refund claim");
+                }
+            }
+        }
+        Err(error)
+    }
+
+    /// `DELETE /v2/payment/{cancel|refund}/{id}`.
+    async fn reverse(&self, how: &str, payment_id: &str, note: &str) -> Result<(), CallError> {
+        let body = PaymentReversal {
+            callback_url: self.settings.callback_url.as_deref(),
+            note,
+        };
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| CallError::Failed(ProviderError::Unavailable(e.to_string())))?;
+        self.api
+            .call(
+                Method::DELETE,
+                &format!("/v2/payment/{how}/{}", segment(payment_id)),
+                Some(&body),
+                self.api.transport.timeout(),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET /v2/payment/{id}`.
+    pub(super) async fn get_payment(&self, payment_id: &str) -> Result<PaymentRow, ProviderError> {
+        self.api
+            .call_json(
+                Method::GET,
+                &format!("/v2/payment/{}", segment(payment_id)),
+                None,
+                self.api.transport.timeout(),
+            )
+            .await
+            .map_err(|e| e.into_error(Some(format!("payment {payment_id}"))))
+    }
+
+    /// `POST /v2/payment/list`: the payments to this merchant's invoice code at this terminal
+    /// on `date` (Mongolian time).
+    pub(super) async fn list_payments(
+        &self,
+        date: time::Date,
+    ) -> Result<Vec<ListedPayment>, ProviderError> {
+        let mut listed = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut fetched: u64 = 0;
+        for page_number in 1..=MAX_PAGES {
+            let body = ListRequest {
+                object_type: "INVOICE",
+                object_id: &self.settings.invoice_code,
+                merchant_branch_code: None,
+                merchant_terminal_code: Some(&self.terminal_id),
+                merchant_staff_code: None,
+                offset: Offset {
+                    page_number,
+                    page_limit: PAGE_LIMIT,
+                },
+            };
+            let body =
+                serde_json::to_vec(&body).map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+            let page: PaymentPage = self
+                .api
+                .call_json(
+                    Method::POST,
+                    "/v2/payment/list",
+                    Some(&body),
+                    self.api.transport.timeout(),
+                )
+                .await
+                .map_err(|e| e.into_error(None))?;
+            let on_page = page.rows.len() as u64;
+            fetched += on_page;
+            for raw in page.rows {
+                let object_type = raw.object_type.clone();
+                let object_id = raw.object_id.clone();
+                let currency = raw.payment_currency.clone();
+                let row = checked_row(raw)?;
+                if row.date.and_then(mongolian_date) != Some(date)
+                    || !seen.insert(row.payment_id.clone())
+                {
+                    continue;
+                }
+                let Some(amount) = row.amount else {
+                    return Err(ProviderError::Unavailable(format!(
+                        "QPay lists payment {} without an amount",
+                        row.payment_id
+                    )));
+                };
+                let invoice_id = object_id.filter(|id| {
+                    object_type.as_deref() == Some("INVOICE") && *id != self.settings.invoice_code
+                });
+                listed.push(ListedPayment {
+                    payment_id: row.payment_id,
+                    invoice_id,
+                    amount,
+                    currency: currency.unwrap_or_else(|| "MNT".to_owned()),
+                    status: row.status,
+                    paid_at: row.date,
+                });
+            }
+            let done = match page.count {
+                Some(count) => fetched >= count.0 || on_page == 0,
+                None => on_page < u64::from(PAGE_LIMIT),
+            };
+            if done {
+                return Ok(listed);
+            }
+        }
+        tracing::warn!(
+            provider = "qpay",
+            "QPay lists more payments than qrpayd reads; the listing is cut short"
+        );
+        Ok(listed)
+    }
+}
+
+/// A row with an id; a row without one is nonsense from QPay.
+fn checked_row(row: PaymentRow) -> Result<Row, ProviderError> {
+    let payment_id = row.payment_id.map(|id| id.0).ok_or_else(|| {
+        ProviderError::Unavailable("QPay reported a payment without a payment_id".to_owned())
+    })?;
+    Ok(Row {
+        payment_id,
+        status: row.payment_status.unwrap_or_default(),
+        amount: row.payment_amount.map(|WireDecimal(amount)| amount),
+        date: row.payment_date.as_deref().and_then(parse_qpay_date),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payment(id: &str, amount: i64) -> ProviderPayment {
+        ProviderPayment {
+            payment_id: id.into(),
+            amount: Decimal::from(amount),
+            paid_at: None,
+        }
+    }
+
+    #[test]
+    fn a_refund_must_be_one_whole_payment() {
+        let payments = [payment("P1", 1000), payment("P2", 3200)];
+        assert_eq!(check_whole_payment(Decimal::from(3200), &payments), Ok(()));
+        let error = check_whole_payment(Decimal::from(1500), &payments).expect_err("refused");
+        assert!(error.contains("1500"), "{error}");
+        assert!(error.contains("1000, 3200"), "{error}");
+        assert!(!error.contains('\n'));
+        assert!(check_whole_payment(Decimal::from(1), &[]).is_err());
+    }
+
+    #[test]
+    fn dates_are_read_in_mongolian_time() {
+        let utc = parse_qpay_date("2020-10-19T08:58:46.641Z").expect("rfc3339");
+        let local = parse_qpay_date("2020-10-19 16:58:46.641").expect("local");
+        assert_eq!(utc, local);
+        // 17:00 UTC is already the next day in Ulaanbaatar.
+        let late = parse_qpay_date("2020-10-19T17:00:00Z").expect("rfc3339");
+        assert_eq!(
+            mongolian_date(late),
+            Some(time::macros::date!(2020 - 10 - 20))
+        );
+        assert_eq!(parse_qpay_date("yesterday"), None);
+    }
+}
