@@ -9,8 +9,10 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::dbus::{self, BusAddress};
 use crate::engine::Engine;
+use crate::providers::appotapay::{Appotapay, AppotapayError};
 use crate::providers::qpay::QpayError;
 use crate::providers::simulator::SimulatorError;
+use crate::providers::vietqr::VietQrProvider;
 use crate::providers::{Providers, Qpay, Simulator};
 use crate::store::{Store, StoreError};
 
@@ -28,6 +30,10 @@ pub enum StartError {
     Simulator(#[from] SimulatorError),
     #[error(transparent)]
     Qpay(#[from] QpayError),
+    #[error(transparent)]
+    Appotapay(#[from] AppotapayError),
+    #[error("{0}")]
+    VietQr(String),
     #[error(transparent)]
     Dbus(#[from] dbus::ServeError),
     #[error("cannot resume the open attempts: {0}")]
@@ -61,6 +67,15 @@ impl Daemon {
             let state = Arc::new(StoredProviderState::new(store.clone(), Qpay::NAME));
             let qpay = Qpay::new(settings.clone(), &config.engine.terminal_id, state)?;
             providers = providers.with(Arc::new(qpay));
+        }
+        if let Some(settings) = &config.appotapay {
+            // AppotaPay's QR journal lives in the store: a repeated create finds its QR again.
+            let state = Arc::new(StoredProviderState::new(store.clone(), Appotapay::NAME));
+            providers = providers.with(Arc::new(Appotapay::new(settings.clone(), state)?));
+        }
+        if let Some(settings) = &config.vietqr {
+            let vietqr = VietQrProvider::new(settings.clone()).map_err(StartError::VietQr)?;
+            providers = providers.with(Arc::new(vietqr));
         }
         if let Some(display) = &config.display
             && let Some(parent) = display.png_path.parent()

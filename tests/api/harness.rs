@@ -31,6 +31,7 @@ bus = "{bus}"
 state_dir = "{state}"
 terminal_id = "TEST-01"
 default_currency = "MNT"
+default_provider = "simulator"
 max_amount = "10000000"
 payment_timeout_ms = 60000
 

@@ -8,6 +8,9 @@
 //! - `introspection`: the shipped interface XML matches what the daemon serves.
 //! - `mock_qpay`: a mock QPay v2 API on 127.0.0.1 with a control handle.
 //! - `qpay`: the QPay provider end to end against the mock, and `kill -9` with QPay.
+//! - `qpay_reconcile`: `Reconcile` with QPay against the mock (matched, missing → recorded,
+//!   amount differences).
+//! - `vietqr`: the local VietQR provider, confirmed by the cashier.
 //! - `reconcile`: the provider's payments of a day beside the local records.
 
 mod bad_input;
@@ -18,4 +21,6 @@ mod introspection;
 mod mock_qpay;
 mod payments;
 mod qpay;
+mod qpay_reconcile;
 mod reconcile;
+mod vietqr;

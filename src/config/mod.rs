@@ -17,8 +17,12 @@ use toml::Spanned;
 
 use crate::domain::{Currency, parse_decimal};
 use crate::engine::{EngineSettings, ScreenSettings};
-use crate::providers::qpay::{self, QpaySettings};
+use crate::providers::appotapay::AppotapaySettings;
+use crate::providers::qpay::QpaySettings;
 use crate::providers::simulator::SimulatorSettings;
+use crate::providers::vietqr::VietQrSettings;
+
+mod providers;
 
 /// Where the config is when nothing says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/qrpayd/qrpayd.toml";
@@ -68,6 +72,10 @@ pub struct Config {
     pub simulator: Option<SimulatorSettings>,
     /// `[providers.qpay]`, when present.
     pub qpay: Option<QpaySettings>,
+    /// `[providers.appotapay]`, when present.
+    pub appotapay: Option<AppotapaySettings>,
+    /// `[providers.vietqr]`, when present.
+    pub vietqr: Option<VietQrSettings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,7 +123,9 @@ struct RawDisplay {
 #[serde(deny_unknown_fields)]
 struct RawProviders {
     simulator: Option<RawSimulator>,
-    qpay: Option<RawQpay>,
+    qpay: Option<providers::RawQpay>,
+    appotapay: Option<providers::RawAppotapay>,
+    vietqr: Option<providers::RawVietQr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,36 +136,6 @@ struct RawSimulator {
     #[serde(default = "default_simulator_poll")]
     poll_interval_ms: Spanned<u64>,
     merchant_name: Option<String>,
-}
-
-/// `[providers.qpay]` as written. Its `Debug` leaves the inline secret out.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawQpay {
-    base_url: Option<Spanned<String>>,
-    client_id: Spanned<String>,
-    client_secret: Option<Spanned<String>>,
-    client_secret_file: Option<Spanned<PathBuf>>,
-    invoice_code: Spanned<String>,
-    invoice_receiver_code: Option<Spanned<String>>,
-    callback_url: Option<Spanned<String>>,
-    sender_branch_code: Option<Spanned<String>>,
-    sender_staff_code: Option<Spanned<String>>,
-    #[serde(default = "default_qpay_poll")]
-    poll_interval_ms: Spanned<u64>,
-    #[serde(default = "default_qpay_timeout")]
-    request_timeout_ms: Spanned<u64>,
-}
-
-impl std::fmt::Debug for RawQpay {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawQpay")
-            .field("base_url", &self.base_url)
-            .field("client_id", &self.client_id)
-            .field("client_secret_file", &self.client_secret_file)
-            .field("invoice_code", &self.invoice_code)
-            .finish_non_exhaustive()
-    }
 }
 
 fn default_bus() -> String {
@@ -185,13 +165,6 @@ fn default_true() -> bool {
 fn default_simulator_poll() -> Spanned<u64> {
     Spanned::new(0..0, 1_000)
 }
-fn default_qpay_poll() -> Spanned<u64> {
-    Spanned::new(0..0, qpay::DEFAULT_POLL_INTERVAL.as_millis() as u64)
-}
-fn default_qpay_timeout() -> Spanned<u64> {
-    Spanned::new(0..0, qpay::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)
-}
-
 impl Config {
     /// Reads and validates the config at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -279,13 +252,31 @@ impl Config {
             None => None,
         };
         let qpay = match raw.providers.qpay {
-            Some(raw_qpay) => Some(parse_qpay(raw_qpay, text, path)?),
+            Some(raw_qpay) => Some(providers::parse_qpay(raw_qpay, text, path)?),
+            None => None,
+        };
+        let appotapay = match raw.providers.appotapay {
+            Some(raw) => Some(providers::parse_appotapay(raw, text, path)?),
+            None => None,
+        };
+        let vietqr = match raw.providers.vietqr {
+            Some(raw) => Some(providers::parse_vietqr(raw, text, path)?),
             None => None,
         };
         let enabled: Vec<&str> = simulator
             .iter()
             .map(|_| crate::providers::Simulator::NAME)
             .chain(qpay.iter().map(|_| crate::providers::Qpay::NAME))
+            .chain(
+                appotapay
+                    .iter()
+                    .map(|_| crate::providers::appotapay::Appotapay::NAME),
+            )
+            .chain(
+                vietqr
+                    .iter()
+                    .map(|_| crate::providers::vietqr::VietQrProvider::NAME),
+            )
             .collect();
         let default_provider = match &daemon.default_provider {
             Some(spanned) => {
@@ -304,12 +295,19 @@ impl Config {
                         ),
                     ));
                 }
-                if name == crate::providers::Qpay::NAME && default_currency != Currency::Mnt {
+                let takes = match name.as_str() {
+                    "qpay" => Some(Currency::Mnt),
+                    "appotapay" | "vietqr" => Some(Currency::Vnd),
+                    _ => None,
+                };
+                if let Some(currency) = takes
+                    && currency != default_currency
+                {
                     return Err(invalid(
                         "daemon.default_provider",
                         spanned.span(),
                         format!(
-                            "qpay takes MNT only, but daemon.default_currency is {default_currency}"
+                            "{name} takes {currency} only, but daemon.default_currency is {default_currency}"
                         ),
                     ));
                 }
@@ -384,169 +382,10 @@ impl Config {
             display,
             simulator,
             qpay,
+            appotapay,
+            vietqr,
         })
     }
-}
-
-/// Validates `[providers.qpay]` and reads its secret.
-fn parse_qpay(raw: RawQpay, text: &str, path: &Path) -> Result<QpaySettings, ConfigError> {
-    use crate::providers::qpay::model::{limits, qpay_length};
-    let invalid =
-        |key: &'static str, span: std::ops::Range<usize>, message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            key,
-            line: line_of(text, span.start),
-            message,
-        };
-    let base_url = match &raw.base_url {
-        Some(spanned) => check_url(spanned.get_ref(), false)
-            .map_err(|message| invalid("providers.qpay.base_url", spanned.span(), message))?,
-        None => qpay::DEFAULT_BASE_URL.to_owned(),
-    };
-    let client_id = raw.client_id.get_ref().trim().to_owned();
-    if client_id.is_empty() || client_id.contains(':') || client_id.chars().any(char::is_control) {
-        return Err(invalid(
-            "providers.qpay.client_id",
-            raw.client_id.span(),
-            "must be the client id QPay issued: not empty, no ':' and no control characters"
-                .to_owned(),
-        ));
-    }
-    if let Some(inline) = &raw.client_secret
-        && inline.get_ref().is_empty()
-    {
-        return Err(invalid(
-            "providers.qpay.client_secret",
-            inline.span(),
-            "is empty".to_owned(),
-        ));
-    }
-    let client_secret = read_secret(
-        "providers.qpay.client_secret",
-        raw.client_secret.as_ref().map(|s| s.get_ref().as_str()),
-        raw.client_secret_file
-            .as_ref()
-            .map(|f| f.get_ref().as_path()),
-    )?
-    .ok_or_else(|| ConfigError::Missing {
-        path: path.to_owned(),
-        key: "providers.qpay.client_secret",
-        message: "give client_secret or client_secret_file".to_owned(),
-    })?;
-    let code = |key: &'static str, spanned: &Spanned<String>, max: usize| {
-        let value = spanned.get_ref();
-        let length = qpay_length(value);
-        if value.trim().is_empty() || length > max || value.chars().any(char::is_control) {
-            return Err(invalid(
-                key,
-                spanned.span(),
-                format!("must be 1 to {max} characters without control characters"),
-            ));
-        }
-        Ok(value.clone())
-    };
-    let optional = |key: &'static str, spanned: &Option<Spanned<String>>, max: usize| {
-        spanned.as_ref().map(|s| code(key, s, max)).transpose()
-    };
-    let invoice_code = code(
-        "providers.qpay.invoice_code",
-        &raw.invoice_code,
-        limits::INVOICE_CODE,
-    )?;
-    let invoice_receiver_code = optional(
-        "providers.qpay.invoice_receiver_code",
-        &raw.invoice_receiver_code,
-        limits::INVOICE_RECEIVER_CODE,
-    )?
-    .unwrap_or_else(|| qpay::DEFAULT_RECEIVER_CODE.to_owned());
-    let sender_branch_code = optional(
-        "providers.qpay.sender_branch_code",
-        &raw.sender_branch_code,
-        limits::SENDER_BRANCH_CODE,
-    )?;
-    let sender_staff_code = optional(
-        "providers.qpay.sender_staff_code",
-        &raw.sender_staff_code,
-        limits::SENDER_STAFF_CODE,
-    )?;
-    let callback_url = match &raw.callback_url {
-        Some(spanned) => {
-            let url = check_url(spanned.get_ref(), true).map_err(|message| {
-                invalid("providers.qpay.callback_url", spanned.span(), message)
-            })?;
-            if qpay_length(&url) > limits::CALLBACK_URL {
-                return Err(invalid(
-                    "providers.qpay.callback_url",
-                    spanned.span(),
-                    format!("is longer than QPay's {} characters", limits::CALLBACK_URL),
-                ));
-            }
-            Some(spanned.get_ref().trim().to_owned())
-        }
-        None => None,
-    };
-    let poll = *raw.poll_interval_ms.get_ref();
-    let min_poll = qpay::MIN_POLL_INTERVAL.as_millis() as u64;
-    if !(min_poll..=60_000).contains(&poll) {
-        return Err(invalid(
-            "providers.qpay.poll_interval_ms",
-            raw.poll_interval_ms.span(),
-            format!("{poll} is outside {min_poll}..=60000 (QPay objects to faster polling)"),
-        ));
-    }
-    let timeout = *raw.request_timeout_ms.get_ref();
-    if !(1_000..=120_000).contains(&timeout) {
-        return Err(invalid(
-            "providers.qpay.request_timeout_ms",
-            raw.request_timeout_ms.span(),
-            format!("{timeout} is outside 1000..=120000"),
-        ));
-    }
-    Ok(QpaySettings {
-        base_url,
-        client_id,
-        client_secret,
-        invoice_code,
-        invoice_receiver_code,
-        callback_url,
-        sender_branch_code,
-        sender_staff_code,
-        poll_interval: Duration::from_millis(poll),
-        request_timeout: Duration::from_millis(timeout),
-    })
-}
-
-/// An `https://` URL (or `http://` to this machine only, for tests and local proxies: the client
-/// secret must never cross a network in clear), without its trailing slash. A callback may be
-/// any `http(s)://` URL: QPay calls it, and it carries no secret.
-fn check_url(text: &str, any_http: bool) -> Result<String, String> {
-    let url =
-        reqwest::Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
-    let loopback = url.host_str().is_some_and(|host| {
-        host == "localhost"
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    });
-    match url.scheme() {
-        "https" => {}
-        "http" if any_http || loopback => {}
-        _ => {
-            return Err(format!(
-                "{text:?} must be an https:// URL (http:// only to 127.0.0.1 or localhost)"
-            ));
-        }
-    }
-    if url.host_str().is_none() || (url.query().is_some() && !any_http) || url.fragment().is_some()
-    {
-        return Err(format!("{text:?} must be a plain URL with a host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("{text:?} must not carry credentials"));
-    }
-    Ok(text.trim().trim_end_matches('/').to_owned())
 }
 
 fn parse_max_amount(text: &str) -> Result<Decimal, String> {
@@ -888,7 +727,7 @@ invoice_code = "SHOP_INVOICE"
 
     #[test]
     fn the_shipped_example_config_is_valid() {
-        let example = include_str!("../packaging/qrpayd.toml.example");
+        let example = include_str!("../../packaging/qrpayd.toml.example");
         let config = parse(example).expect("the example config is valid");
         assert_eq!(config.engine.terminal_id, "POS-01");
         assert!(config.simulator.is_some());
@@ -919,5 +758,75 @@ invoice_code = "SHOP_INVOICE"
         let both =
             read_secret("client_secret", Some("inline-secret"), Some(&absolute)).expect_err("both");
         assert!(!both.to_string().contains("inline-secret"));
+    }
+
+    #[test]
+    fn appotapay_and_vietqr_sections_enable_them() {
+        let text = r#"
+[daemon]
+terminal_id = "VN-01"
+default_currency = "VND"
+default_provider = "vietqr"
+
+[providers.appotapay]
+partner_code = "PARTNER"
+api_key = "api-key-value"
+secret_key = "appota-secret-value"
+terminal_id = "POS01"
+
+[providers.vietqr]
+bin = "970416"
+account = "257678859"
+account_name = "CUA HANG QRPAYD"
+"#;
+        let config = parse(text).expect("valid");
+        let appotapay = config.appotapay.as_ref().expect("appotapay");
+        assert_eq!(appotapay.base_url, "https://pos-gw.appotapay.com");
+        assert_eq!(appotapay.terminal_id, "POS01");
+        let vietqr = config.vietqr.as_ref().expect("vietqr");
+        assert_eq!(vietqr.bin, "970416");
+        assert!(!vietqr.card);
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("appota-secret-value"), "{printed}");
+        assert!(!printed.contains("api-key-value"), "{printed}");
+    }
+
+    #[test]
+    fn provider_sections_name_their_bad_keys_and_lines() {
+        let base = "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"VND\"\ndefault_provider = \"system\"\n";
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "[providers.vietqr]\nbin = \"97041\"\naccount = \"1\"\n",
+                &["line 7", "providers.vietqr.bin"],
+            ),
+            (
+                "[providers.vietqr]\nbin = \"970416\"\naccount = \"12-34\"\n",
+                &["line 8", "providers.vietqr.account"],
+            ),
+            (
+                "[providers.appotapay]\npartner_code = \"P\"\napi_key = \"K\"\nsecret_key = \"S\"\nterminal_id = \"TERMINAL-ID-LONGER-THAN-20\"\n",
+                &["line 10", "providers.appotapay.terminal_id"],
+            ),
+            (
+                "[providers.appotapay]\npartner_code = \"P\"\napi_key = \"K\"\nterminal_id = \"T\"\n",
+                &["providers.appotapay.secret_key"],
+            ),
+            (
+                "[providers.appotapay]\nbase_url = \"http://pos.example.com\"\npartner_code = \"P\"\napi_key = \"K\"\nsecret_key = \"S\"\nterminal_id = \"T\"\n",
+                &["line 7", "providers.appotapay.base_url"],
+            ),
+        ];
+        for (section, expected) in cases {
+            let text = format!("{base}\n{section}");
+            let error = parse(&text).expect_err(section).to_string();
+            for fragment in *expected {
+                assert!(error.contains(fragment), "{error:?} lacks {fragment:?}");
+            }
+        }
+        let wrong_currency = "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"MNT\"\ndefault_provider = \"vietqr\"\n[providers.vietqr]\nbin = \"970416\"\naccount = \"1\"\n";
+        let error = parse(wrong_currency)
+            .expect_err("vietqr takes VND")
+            .to_string();
+        assert!(error.contains("vietqr takes VND only"), "{error}");
     }
 }
