@@ -10,14 +10,21 @@
 //! - `qpay`: the QPay provider end to end against the mock, and `kill -9` with QPay.
 //! - `qpay_reconcile`: `Reconcile` with QPay against the mock (matched, missing → recorded,
 //!   amount differences).
+//! - `appotapay`: AppotaPay's POS VietQR through D-Bus, against the mock AppotaPay.
 //! - `vietqr`: the local VietQR provider, confirmed by the cashier.
 //! - `reconcile`: the provider's payments of a day beside the local records.
 
+mod appotapay;
 mod bad_input;
 mod cancel_refund_cash;
 mod crash;
 mod harness;
 mod introspection;
+/// The mock AppotaPay, shared with the provider-level tests in `tests/appotapay.rs`; each
+/// binary uses part of it.
+#[allow(dead_code)]
+#[path = "../support/mock_appotapay.rs"]
+mod mock_appotapay;
 mod mock_qpay;
 mod payments;
 mod qpay;
