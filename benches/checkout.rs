@@ -23,6 +23,14 @@
 //! 4. **RSS after work**: once `OpenAttempts` is 0, the daemon's `VmRSS` and `VmHWM`.
 //! 5. **Idle CPU**: the daemon's utime+stime (`/proc/<pid>/stat`) over an idle period with
 //!    nothing open, as CPU milliseconds per minute.
+//! 6. **Checkout → frame via QPay**: a third daemon, configured with `[providers.qpay]` only,
+//!    talks real HTTP to the tests' mock QPay v2 API (`tests/api/mock_qpay.rs`, served by this
+//!    program on 127.0.0.1). After 20 warm-up checkouts, N timed `Checkout`s as in 2 (each
+//!    makes an invoice at the mock: a token on the first, then one `POST /v2/invoice`). Each
+//!    invoice is then paid at the mock and the daemon asked to `Verify` it (so the next
+//!    checkout need not wait for the one-second poll), and the next checkout waits until the
+//!    transaction settled and nothing is open — none of which is counted. The mock shares this
+//!    process's runtime, so its time to answer is part of the figure, as QPay's would be.
 //!
 //! Targets: p99 Checkout < 20 ms, idle CPU < 50 ms per minute, RSS < 20 MiB; each figure is
 //! printed with PASS or MISS. The program exits non-zero only when the harness itself fails
@@ -35,8 +43,9 @@
 //! QRPAYD_BENCH_CHECKOUTS=500 QRPAYD_BENCH_IDLE_SECS=60 cargo bench --bench checkout
 //! ```
 //!
-//! `QRPAYD_BENCH_CHECKOUTS` (default 500) sets the number of timed checkouts; fewer than 500 is
-//! allowed for a quick look but the figure is then flagged as not reportable.
+//! `QRPAYD_BENCH_CHECKOUTS` (default 500) sets the number of timed checkouts of phases 2 and 6;
+//! fewer than 500 is allowed for a quick look but the figures are then flagged as not
+//! reportable.
 //! `QRPAYD_BENCH_IDLE_SECS` (default 60) sets the idle-CPU window. The daemons' logs go to
 //! `daemon-*.log` in the temporary directory, which is removed at the end.
 
@@ -50,6 +59,17 @@ use qrpayd::dbus::client::{Arg, Client, Request, Signal};
 use qrpayd::dbus::{BusAddress, PrivateBus};
 use serde_json::Value;
 use tokio::sync::mpsc;
+
+/// The tests' mock QPay v2 API, served by this program for phase 6 (only part of it is used).
+#[allow(dead_code)]
+#[path = "../tests/api/mock_qpay.rs"]
+mod mock_qpay;
+
+/// What `mock_qpay` takes from the tests' harness.
+mod harness {
+    /// How long the mock's `wait_for` waits for an event.
+    pub const EVENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+}
 
 /// The daemon binary under test, built by Cargo alongside the bench (same profile).
 const DAEMON_BIN: &str = env!("CARGO_BIN_EXE_qrpayd");
@@ -71,6 +91,12 @@ const TARGET_RSS_MIB: f64 = 20.0;
 
 /// The status a transaction reaches when it is fully paid.
 const SETTLED: &str = "304_SETTLED";
+
+/// What every checkout asks for, in MNT.
+const CHECKOUT_AMOUNT: &str = "12500";
+
+/// The provider section of the simulator daemons.
+const SIMULATOR_PROVIDER: &str = "[providers.simulator]\npoll_interval_ms = 1000\n";
 
 /// A harness failure: the message says what went wrong. Ends the run with a non-zero exit.
 type Harness<T> = Result<T, String>;
@@ -115,15 +141,16 @@ async fn run() -> Harness<()> {
     );
     println!(
         "  plan          : {WARMUP_CHECKOUTS} warm-up + {checkouts} timed checkouts, \
-         {DETECTION_PAYMENTS} timed payments, {idle_secs} s idle"
+         {DETECTION_PAYMENTS} timed payments, {idle_secs} s idle; then \
+         {WARMUP_CHECKOUTS} warm-up + {checkouts} timed checkouts via the QPay mock"
     );
 
     // 1. A fresh daemon's memory, before any work, on its own bus and state directory.
-    println!("\n[1/5] fresh daemon");
+    println!("\n[1/6] fresh daemon");
     let fresh = {
         let home = dir.path().join("fresh");
         let bus = start_bus(&home)?;
-        let mut daemon = Daemon::spawn("fresh", &home, bus.address())?;
+        let mut daemon = Daemon::spawn("fresh", &home, bus.address(), "", SIMULATOR_PROVIDER)?;
         let client = daemon.wait_ready(bus.address()).await?;
         // Let start-up finish (the idle frame is its last step) before reading the memory.
         wait_for_file(&home.join("display.png"), STEP_TIMEOUT).await?;
@@ -143,7 +170,7 @@ async fn run() -> Harness<()> {
     // The daemon under test for everything that follows.
     let home = dir.path().join("main");
     let bus = start_bus(&home)?;
-    let mut daemon = Daemon::spawn("main", &home, bus.address())?;
+    let mut daemon = Daemon::spawn("main", &home, bus.address(), "", SIMULATOR_PROVIDER)?;
     let client = daemon.wait_ready(bus.address()).await?;
     let pid = daemon.pid();
     // A second connection only for signals, read by a task that stamps each on arrival.
@@ -157,7 +184,7 @@ async fn run() -> Harness<()> {
     let mut signals = Signals::spawn(stream);
 
     // 2. Checkout latency.
-    println!("\n[2/5] checkout → frame written ({WARMUP_CHECKOUTS} warm-up, {checkouts} timed)");
+    println!("\n[2/6] checkout → frame written ({WARMUP_CHECKOUTS} warm-up, {checkouts} timed)");
     let png = home.join("display.png");
     let frame_before = mtime(&png);
     for i in 0..WARMUP_CHECKOUTS {
@@ -225,7 +252,7 @@ async fn run() -> Harness<()> {
     }
 
     // 3. Detection latency: pay → TransactionChanged(304_SETTLED).
-    println!("\n[3/5] payment detection ({DETECTION_PAYMENTS} payments)");
+    println!("\n[3/6] payment detection ({DETECTION_PAYMENTS} payments)");
     let mut detections = Vec::with_capacity(DETECTION_PAYMENTS);
     for i in 0..DETECTION_PAYMENTS {
         let reply = checkout(&client, &format!("detect-{i}")).await?;
@@ -241,14 +268,14 @@ async fn run() -> Harness<()> {
     detection_stats.print("detection");
 
     // 4. Memory after the work, once nothing is open.
-    println!("\n[4/5] memory after work");
+    println!("\n[4/6] memory after work");
     wait_no_open_attempts(&client).await?;
     let worked = Memory::read(pid)?;
     println!("  OpenAttempts 0; {}", worked.describe());
     println!("  state files: {}", dir_sizes(&home.join("state")));
 
     // 5. Idle CPU: nothing open, nobody calling.
-    println!("\n[5/5] idle CPU over {idle_secs} s");
+    println!("\n[5/6] idle CPU over {idle_secs} s");
     let idle_before = cpu_ticks(pid)?;
     let idle_start = Instant::now();
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
@@ -270,12 +297,19 @@ async fn run() -> Harness<()> {
     drop(client);
     daemon.stop();
 
+    // 6. Checkout latency with QPay (the mock) as the provider, on a third daemon.
+    println!(
+        "\n[6/6] checkout → frame written via the QPay mock \
+         ({WARMUP_CHECKOUTS} warm-up, {checkouts} timed)"
+    );
+    let qpay_stats = qpay_checkouts(&dir.path().join("qpay"), checkouts).await?;
+
     // The summary, for the README.
     let p99 = ms(checkout_stats.p99);
     let reportable = checkouts >= MIN_REPORTED_CHECKOUTS;
     println!("\n== qrpayd benchmark summary ==");
     let row = |name: &str, value: String, target: &str, result: &str| {
-        println!("{name:<44} {value:>12}  {target:<12} {result}");
+        println!("{name:<44} {value:>13}  {target:<12} {result}");
     };
     row("figure", "value".to_owned(), "target", "result");
     row(
@@ -346,6 +380,18 @@ async fn run() -> Harness<()> {
         "< 50 ms/min",
         &verdict(idle_cpu_per_min < TARGET_IDLE_CPU_MS_PER_MIN, true),
     );
+    row(
+        &format!("Checkout→frame via QPay mock p50/p99 (n={checkouts})"),
+        format!("{:.2}/{:.2} ms", ms(qpay_stats.p50), ms(qpay_stats.p99)),
+        "",
+        "",
+    );
+    row(
+        "Checkout→frame via QPay mock p90/max",
+        format!("{:.2}/{:.2} ms", ms(qpay_stats.p90), ms(qpay_stats.max)),
+        "",
+        "",
+    );
     if still_open != 0 {
         println!("NOTE: {still_open} attempt(s) were open at the end of the idle window");
     }
@@ -375,9 +421,16 @@ struct Daemon {
 }
 
 impl Daemon {
-    /// Writes `home/qrpayd.toml` for `bus` and starts `qrpayd run` on it, logging to
+    /// Writes `home/qrpayd.toml` for `bus` (`daemon_extra` appended to `[daemon]`, then the
+    /// `providers` sections) and starts `qrpayd run` on it, logging to
     /// `home/../daemon-<name>.log`.
-    fn spawn(name: &'static str, home: &Path, bus: &str) -> Harness<Daemon> {
+    fn spawn(
+        name: &'static str,
+        home: &Path,
+        bus: &str,
+        daemon_extra: &str,
+        providers: &str,
+    ) -> Harness<Daemon> {
         let config = format!(
             r#"[daemon]
 bus = "{bus}"
@@ -385,15 +438,14 @@ state_dir = "{state}"
 terminal_id = "BENCH-01"
 default_currency = "MNT"
 max_amount = "100000000"
+{daemon_extra}
 
 [display]
 png_path = "{png}"
 width = 800
 height = 480
 
-[providers.simulator]
-poll_interval_ms = 1000
-"#,
+{providers}"#,
             state = home.join("state").display(),
             png = home.join("display.png").display(),
         );
@@ -529,7 +581,7 @@ fn start_bus(home: &Path) -> Harness<PrivateBus> {
 async fn checkout(client: &Client, source_id: &str) -> Harness<Value> {
     let mut request = Request::new();
     request.insert("source_id".into(), Arg::from(source_id));
-    request.insert("amount".into(), Arg::from("12500"));
+    request.insert("amount".into(), Arg::from(CHECKOUT_AMOUNT));
     request.insert("currency".into(), Arg::from("MNT"));
     request.insert("description".into(), Arg::from("Two lattes"));
     let reply = tokio::time::timeout(STEP_TIMEOUT, client.checkout(&request))
@@ -556,6 +608,121 @@ async fn pay_and_wait_settled(
     reply: &Value,
 ) -> Harness<()> {
     simulate_pay(client, &field(reply, "attempt_id")?).await?;
+    signals.settled(&field(reply, "transaction_id")?).await?;
+    signals.open_attempts_zero().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase 6: QPay, the mock.
+
+/// Starts the mock QPay and a daemon whose only provider is `qpay`, pointed at it, in `home`;
+/// times `checkouts` checkouts after the warm-up, paying each at the mock (not timed). The
+/// daemon is stopped before this returns.
+async fn qpay_checkouts(home: &Path, checkouts: usize) -> Harness<Stats> {
+    let mock = mock_qpay::MockQpay::start().await;
+    println!("  mock QPay at {}", mock.base_url);
+    let bus = start_bus(home)?;
+    let providers = format!(
+        r#"[providers.qpay]
+base_url = "{base_url}"
+client_id = "{client_id}"
+client_secret = "{client_secret}"
+invoice_code = "{invoice_code}"
+poll_interval_ms = 1000
+request_timeout_ms = 2000
+"#,
+        base_url = mock.base_url,
+        client_id = mock_qpay::CLIENT_ID,
+        client_secret = mock_qpay::CLIENT_SECRET,
+        invoice_code = mock_qpay::INVOICE_CODE,
+    );
+    let mut daemon = Daemon::spawn(
+        "qpay",
+        home,
+        bus.address(),
+        "default_provider = \"qpay\"",
+        &providers,
+    )?;
+    let client = daemon.wait_ready(bus.address()).await?;
+    let watcher = Client::connect(&BusAddress::parse(bus.address()))
+        .await
+        .map_err(|e| format!("watcher connect: {e}"))?;
+    let stream = watcher
+        .watch()
+        .await
+        .map_err(|e| format!("subscribe to signals: {e}"))?;
+    let mut signals = Signals::spawn(stream);
+
+    let png = home.join("display.png");
+    let frame_before = mtime(&png);
+    for i in 0..WARMUP_CHECKOUTS {
+        let reply = checkout(&client, &format!("qpay-warmup-{i}")).await?;
+        if i == 0 {
+            let provider = field(&reply, "provider")?;
+            if provider != "qpay" {
+                return Err(format!(
+                    "the checkout went to {provider}, not qpay: {reply}"
+                ));
+            }
+            check_frame(&reply, &png, frame_before)?;
+        }
+        pay_at_mock_and_wait_settled(&mock, &client, &mut signals, &reply).await?;
+    }
+    let mut latencies = Vec::with_capacity(checkouts);
+    for i in 0..checkouts {
+        let started = Instant::now();
+        let reply = checkout(&client, &format!("qpay-{i}")).await?;
+        latencies.push(started.elapsed());
+        pay_at_mock_and_wait_settled(&mock, &client, &mut signals, &reply).await?;
+    }
+    let stats = Stats::of(&mut latencies);
+    stats.print("checkout via the QPay mock");
+    {
+        let state = mock.state();
+        println!(
+            "  the mock saw {} token, {} invoice, {} check requests ({} answered other than 200)",
+            state.count(mock_qpay::Route::Token),
+            state.count(mock_qpay::Route::CreateInvoice),
+            state.count(mock_qpay::Route::Check),
+            state.seen.iter().filter(|s| s.status != 200).count()
+        );
+    }
+    if checkouts < MIN_REPORTED_CHECKOUTS {
+        println!(
+            "  NOTE: {checkouts} < {MIN_REPORTED_CHECKOUTS} checkouts: not a reportable figure"
+        );
+    }
+    drop(signals);
+    drop(watcher);
+    drop(client);
+    daemon.stop();
+    Ok(stats)
+}
+
+/// The customer pays the checkout's invoice in full at the mock; the till then asks the daemon
+/// to `Verify` the attempt (rather than wait up to a second for its poll), and this waits, as
+/// [`pay_and_wait_settled`] does, until the transaction settled and nothing is open.
+async fn pay_at_mock_and_wait_settled(
+    mock: &mock_qpay::MockQpay,
+    client: &Client,
+    signals: &mut Signals,
+    reply: &Value,
+) -> Harness<()> {
+    let qr_text = field(reply, "qr_text")?;
+    let invoice_id = mock
+        .state()
+        .invoices
+        .iter()
+        .rev()
+        .find(|invoice| invoice.qr_text == qr_text)
+        .map(|invoice| invoice.invoice_id.clone())
+        .ok_or_else(|| format!("the mock made no invoice with the QR of {reply}"))?;
+    mock.pay(&invoice_id, CHECKOUT_AMOUNT);
+    let attempt_id = field(reply, "attempt_id")?;
+    tokio::time::timeout(STEP_TIMEOUT, client.verify(&attempt_id))
+        .await
+        .map_err(|_| format!("Verify({attempt_id}) got no reply within {STEP_TIMEOUT:?}"))?
+        .map_err(|e| format!("Verify({attempt_id}): {e}"))?;
     signals.settled(&field(reply, "transaction_id")?).await?;
     signals.open_attempts_zero().await
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::dbus::{self, BusAddress};
 use crate::engine::Engine;
-use crate::providers::appotapay::{Appotapay, AppotapayError};
+use crate::providers::appotapay::{Appotapay, AppotapayError, IpnListener};
 use crate::providers::qpay::QpayError;
 use crate::providers::simulator::SimulatorError;
 use crate::providers::vietqr::VietQrProvider;
@@ -34,6 +34,11 @@ pub enum StartError {
     Appotapay(#[from] AppotapayError),
     #[error("{0}")]
     VietQr(String),
+    #[error("cannot listen for AppotaPay IPNs on {address}: {source}")]
+    IpnListener {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Dbus(#[from] dbus::ServeError),
     #[error("cannot resume the open attempts: {0}")]
@@ -43,7 +48,9 @@ pub enum StartError {
 /// A started daemon: the engine and its D-Bus service.
 pub struct Daemon {
     pub engine: Engine,
-    service: dbus::Service,
+    /// Held for its lifetime: dropping it leaves the bus.
+    _service: dbus::Service,
+    ipn_listener: Option<IpnListener>,
 }
 
 impl Daemon {
@@ -90,6 +97,12 @@ impl Daemon {
             config.display.clone(),
         );
         let service = dbus::serve(&engine, &BusAddress::parse(&config.bus)).await?;
+        let ipn_listener = match (&config.appotapay, config.appotapay_ipn_listen) {
+            (Some(settings), Some(address)) => {
+                Some(start_ipn_listener(&engine, address, settings.secret_key.clone()).await?)
+            }
+            _ => None,
+        };
         let resumed = engine
             .resume()
             .await
@@ -102,13 +115,38 @@ impl Daemon {
             resumed,
             "qrpayd is ready"
         );
-        Ok(Daemon { engine, service })
+        Ok(Daemon {
+            engine,
+            _service: service,
+            ipn_listener,
+        })
     }
 
-    /// The daemon's unique name on the bus.
-    pub fn unique_name(&self) -> Option<String> {
-        self.service.unique_name()
+    /// Where the AppotaPay IPN listener listens, when it is on.
+    pub fn ipn_address(&self) -> Option<std::net::SocketAddr> {
+        self.ipn_listener.as_ref().map(IpnListener::address)
     }
+}
+
+/// Starts the AppotaPay IPN listener and applies every IPN it accepts through the engine.
+async fn start_ipn_listener(
+    engine: &Engine,
+    address: std::net::SocketAddr,
+    secret: secrecy::SecretString,
+) -> Result<IpnListener, StartError> {
+    let (invoices, mut received) = tokio::sync::mpsc::channel::<String>(64);
+    let listener = IpnListener::start(address, secret, invoices)
+        .await
+        .map_err(|source| StartError::IpnListener { address, source })?;
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        while let Some(invoice_id) = received.recv().await {
+            if let Err(error) = engine.invoice_notified(Appotapay::NAME, &invoice_id).await {
+                tracing::warn!(%error, invoice_id, "cannot apply an IPN");
+            }
+        }
+    });
+    Ok(listener)
 }
 
 /// A provider's durable state, kept in the store's `provider_state` table.

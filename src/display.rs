@@ -97,7 +97,7 @@ pub struct Frame<'a> {
 /// Why a frame could not be rendered or written.
 #[derive(thiserror::Error, Debug)]
 pub enum DisplayError {
-    /// The QR payload does not fit in the largest QR code at level M.
+    /// The QR payload does not fit in the largest QR code, even at level L.
     #[error("the QR payload of {len} bytes is too long for a QR code")]
     QrTooLong {
         /// The payload's length in bytes.
@@ -451,18 +451,40 @@ struct QrPlan {
 }
 
 /// Encodes `text` at level M, or at a higher level when that gives modules
-/// just as large, and places it in `area`.
+/// just as large, and places it in `area`. A payload too long or too dense
+/// for level M (a card payment's page address of a few thousand characters)
+/// falls back to level L, the last resort: a code that scans on a clean
+/// screen beats no code.
 ///
 /// Only the data bits are encoded per level, which is cheap; the costly mask
 /// selection runs once, for the chosen level.
 fn plan_qr(text: &str, area: Rect, width: u32, height: u32) -> Result<QrPlan, DisplayError> {
-    let base_bits = encode_bits(text, EcLevel::M)?;
+    match plan_qr_from(EcLevel::M, text, area, width, height) {
+        Err(DisplayError::QrTooLong { .. } | DisplayError::FrameTooSmall { .. }) => {
+            plan_qr_from(EcLevel::L, text, area, width, height)
+        }
+        planned => planned,
+    }
+}
+
+/// [`plan_qr`] from the `base` level up.
+fn plan_qr_from(
+    base: EcLevel,
+    text: &str,
+    area: Rect,
+    width: u32,
+    height: u32,
+) -> Result<QrPlan, DisplayError> {
+    let base_bits = encode_bits(text, base)?;
     let base_px = QrPlacement::centred(area, bits_modules(&base_bits)).module_px;
     if base_px < MIN_MODULE_PX {
         return Err(qr_too_dense(width, height, area, bits_modules(&base_bits)));
     }
-    let mut chosen = (base_bits, EcLevel::M);
-    for level in [EcLevel::H, EcLevel::Q] {
+    let mut chosen = (base_bits, base);
+    for level in [EcLevel::H, EcLevel::Q, EcLevel::M]
+        .into_iter()
+        .filter(|l| *l > base)
+    {
         // A level that does not encode at all is simply not an upgrade.
         if let Ok(bits) = encode_bits(text, level)
             && QrPlacement::centred(area, bits_modules(&bits)).module_px >= base_px
@@ -586,6 +608,7 @@ fn accent(state: ScreenState) -> Rgb<u8> {
 fn headline(frame: &Frame<'_>) -> String {
     let text = match frame.state {
         ScreenState::Idle => "Ready",
+        ScreenState::Waiting if frame.qr_text.is_none() => "Waiting for payment",
         ScreenState::Waiting => "Scan to pay",
         ScreenState::PartiallyPaid => return partial_headline(frame.paid, frame.amount),
         ScreenState::Paid => "Paid - thank you",
@@ -1245,7 +1268,12 @@ mod tests {
             ..Frame::default()
         };
         assert_eq!(headline(&frame(ScreenState::Idle)), "Ready");
-        assert_eq!(headline(&frame(ScreenState::Waiting)), "Scan to pay");
+        assert_eq!(
+            headline(&frame(ScreenState::Waiting)),
+            "Waiting for payment",
+            "no QR to scan"
+        );
+        assert_eq!(headline(&waiting(QPAY)), "Scan to pay");
         assert_eq!(headline(&frame(ScreenState::Paid)), "Paid - thank you");
         assert_eq!(headline(&frame(ScreenState::Expired)), "Payment expired");
         assert_eq!(
@@ -1281,6 +1309,39 @@ mod tests {
         let long: String = format!("{QPAY}{VIETQR}").chars().take(250).collect();
         let result = render(&waiting(&long), 160, 120);
         assert!(matches!(result, Err(DisplayError::FrameTooSmall { .. })));
+    }
+
+    /// A card payment's page address as long as seed 004's (about 2 800 characters).
+    fn long_page_address() -> String {
+        let mut url =
+            "https://ibanking.dev.appotapay.com/domestic-card/napas/confirm-otp?tran=".to_owned();
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        url.extend(alphabet.chars().cycle().take(2800 - url.len() - 70));
+        url.push_str("=&sign=97b25a7e38d6501bbaeb4fa0793670209e3f6987e9c48f6b1fc58f0d828f79fa");
+        url
+    }
+
+    #[test]
+    fn a_payload_too_long_for_level_m_falls_back_to_level_l() {
+        let url = long_page_address();
+        assert!(
+            matches!(
+                encode_qr(&url, EcLevel::M),
+                Err(DisplayError::QrTooLong { .. })
+            ),
+            "too long for M"
+        );
+        let image = render(&waiting(&url), 800, 480).expect("renders at level L");
+        let decoded = decode_all(&image);
+        assert_eq!(decoded.len(), 1);
+        assert_eq!(decoded[0].1, url);
+        assert_eq!(ecc_rank(decoded[0].0), 0, "level L");
+        // Where even level L cannot keep modules of 2 pixels, the frame is refused as too
+        // small (the caller then draws it without the QR).
+        assert!(matches!(
+            render(&waiting(&url), 480, 272),
+            Err(DisplayError::FrameTooSmall { .. })
+        ));
     }
 
     #[test]

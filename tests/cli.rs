@@ -235,3 +235,40 @@ async fn qr_vietqr_builds_the_reference_vector_and_a_png_that_scans() {
     .await;
     assert_eq!(bad_amount.status.code(), Some(2));
 }
+
+/// A VietQR to the merchant's own account: `qrpayctl pay` tells the cashier how to confirm it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qrpayctl_pay_guides_the_cashier_through_a_vietqr_transfer() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bus = PrivateBus::start(dir.path()).expect("bus");
+    let text_config = format!(
+        "{}\n[providers.vietqr]\nbin = \"970416\"\naccount = \"257678859\"\n",
+        config(&dir.path().join("state"), bus.address())
+    )
+    .replace(
+        "max_amount = \"1000000\"",
+        "max_amount = \"1000000\"\ndefault_provider = \"simulator\"",
+    );
+    let parsed = Config::parse(&text_config, &dir.path().join("qrpayd.toml")).expect("config");
+    let _daemon = Daemon::start(&parsed).await.expect("daemon");
+    let ctl = env!("CARGO_BIN_EXE_qrpayctl");
+    let paid = run(
+        ctl,
+        &[
+            "--bus",
+            bus.address(),
+            "pay",
+            "--amount",
+            "150000",
+            "--currency",
+            "VND",
+            "--provider",
+            "vietqr",
+        ],
+    )
+    .await;
+    assert_eq!(paid.status.code(), Some(0), "{}", text(&paid));
+    let printed = text(&paid);
+    assert!(printed.contains("purpose \"QRP ATT000001\""), "{printed}");
+    assert!(printed.contains("qrpayctl cash --attempt"), "{printed}");
+}

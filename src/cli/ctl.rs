@@ -279,6 +279,9 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
                     Err(error) => eprintln!("(cannot draw the QR: {error})"),
                 }
             }
+            if !json && reply["provider"] == "vietqr" {
+                print_vietqr_guidance(&reply);
+            }
             if let Some(signals) = signals.as_mut() {
                 let transaction_id = reply["transaction_id"].as_str().unwrap_or("").to_owned();
                 let attempt_id = reply["attempt_id"].as_str().unwrap_or("").to_owned();
@@ -419,6 +422,23 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
         },
     }
     Ok(())
+}
+
+/// A VietQR transfer to the merchant's own account is confirmed by the cashier: say how.
+fn print_vietqr_guidance(reply: &Value) {
+    let field = |key: &str| reply[key].as_str().unwrap_or("").to_owned();
+    let purpose = crate::emv::Payload::parse(&field("qr_text"))
+        .ok()
+        .and_then(|p| crate::emv::VietQr::from_payload(&p).ok())
+        .and_then(|v| v.purpose)
+        .unwrap_or_default();
+    println!(
+        "Cashier: no gateway reports this transfer. When the merchant's bank app shows {} VND \
+         with the purpose \"{purpose}\", confirm it:\n  qrpayctl cash --attempt {} --tendered {}",
+        field("amount").trim_end_matches(".0000"),
+        field("attempt_id"),
+        field("amount").trim_end_matches(".0000"),
+    );
 }
 
 fn target_request(target: TargetArgs) -> Request {

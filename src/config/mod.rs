@@ -74,6 +74,8 @@ pub struct Config {
     pub qpay: Option<QpaySettings>,
     /// `[providers.appotapay]`, when present.
     pub appotapay: Option<AppotapaySettings>,
+    /// Where the AppotaPay IPN listener listens, when it is on.
+    pub appotapay_ipn_listen: Option<std::net::SocketAddr>,
     /// `[providers.vietqr]`, when present.
     pub vietqr: Option<VietQrSettings>,
 }
@@ -255,9 +257,12 @@ impl Config {
             Some(raw_qpay) => Some(providers::parse_qpay(raw_qpay, text, path)?),
             None => None,
         };
-        let appotapay = match raw.providers.appotapay {
-            Some(raw) => Some(providers::parse_appotapay(raw, text, path)?),
-            None => None,
+        let (appotapay, appotapay_ipn_listen) = match raw.providers.appotapay {
+            Some(raw) => {
+                let (settings, listen) = providers::parse_appotapay(raw, text, path)?;
+                (Some(settings), listen)
+            }
+            None => (None, None),
         };
         let vietqr = match raw.providers.vietqr {
             Some(raw) => Some(providers::parse_vietqr(raw, text, path)?),
@@ -383,6 +388,7 @@ impl Config {
             simulator,
             qpay,
             appotapay,
+            appotapay_ipn_listen,
             vietqr,
         })
     }

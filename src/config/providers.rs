@@ -2,6 +2,7 @@
 //! secret read through [`super::read_secret`] (the file, a `*_file` key, or
 //! `$CREDENTIALS_DIRECTORY`) and never printed by `Debug`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -248,6 +249,11 @@ pub(super) struct RawAppotapay {
     card_base_url: Option<Spanned<String>>,
     card_notify_url: Option<Spanned<String>>,
     card_redirect_url: Option<Spanned<String>>,
+    /// Accept IPNs forwarded to this terminal on a local HTTP listener.
+    #[serde(default)]
+    ipn_listener: bool,
+    /// Where the listener listens (loopback unless said otherwise).
+    ipn_listen_address: Option<Spanned<String>>,
 }
 
 impl std::fmt::Debug for RawAppotapay {
@@ -267,13 +273,31 @@ fn default_appotapay_timeout() -> Spanned<u64> {
     Spanned::new(0..0, appotapay::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)
 }
 
-/// Validates `[providers.appotapay]` and reads its secret key.
+/// The IPN listener's address when none is configured: loopback only.
+pub const DEFAULT_IPN_LISTEN_ADDRESS: &str = "127.0.0.1:8089";
+
+/// Validates `[providers.appotapay]` and reads its secret key; also the IPN listener's address
+/// when the listener is on.
 pub(super) fn parse_appotapay(
     raw: RawAppotapay,
     text: &str,
     path: &Path,
-) -> Result<AppotapaySettings, ConfigError> {
+) -> Result<(AppotapaySettings, Option<SocketAddr>), ConfigError> {
     let invalid = |key, span, message| invalid_at(text, path, key, span, message);
+    let ipn_listen = match (raw.ipn_listener, &raw.ipn_listen_address) {
+        (false, _) => None,
+        (true, None) => DEFAULT_IPN_LISTEN_ADDRESS.parse().ok(),
+        (true, Some(spanned)) => Some(spanned.get_ref().parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "providers.appotapay.ipn_listen_address",
+                spanned.span(),
+                format!(
+                    "{:?} is not an address like \"127.0.0.1:8089\"",
+                    spanned.get_ref()
+                ),
+            )
+        })?),
+    };
     let url = |key: &'static str, value: &Option<Spanned<String>>, any_http: bool| {
         value
             .as_ref()
@@ -326,7 +350,7 @@ pub(super) fn parse_appotapay(
             format!("{timeout} is outside 1000..=120000"),
         ));
     }
-    Ok(AppotapaySettings {
+    let settings = AppotapaySettings {
         base_url,
         partner_code,
         api_key,
@@ -349,7 +373,8 @@ pub(super) fn parse_appotapay(
             &raw.card_redirect_url,
             true,
         )?,
-    })
+    };
+    Ok((settings, ipn_listen))
 }
 
 /// `[providers.vietqr]`: the merchant's own bank account.

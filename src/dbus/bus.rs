@@ -36,9 +36,13 @@ impl BusAddress {
         }
     }
 
-    /// Connects as a plain client.
+    /// Connects as a plain client. A call that gets no reply within a minute fails instead of
+    /// waiting for ever (a checkout waits for its provider, so the bound is generous).
     pub async fn connect(&self) -> Result<zbus::Connection, zbus::Error> {
-        self.builder().build().await
+        self.builder()
+            .method_timeout(std::time::Duration::from_secs(60))
+            .build()
+            .await
     }
 }
 

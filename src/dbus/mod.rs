@@ -36,15 +36,9 @@ pub enum ServeError {
 
 /// The running D-Bus service. Dropping it leaves the bus.
 pub struct Service {
-    connection: Connection,
+    /// Held for its lifetime: the bus connection that owns the name.
+    _connection: Connection,
     forwarder: tokio::task::JoinHandle<()>,
-}
-
-impl Service {
-    /// The unique name the daemon has on the bus.
-    pub fn unique_name(&self) -> Option<String> {
-        self.connection.unique_name().map(|n| n.to_string())
-    }
 }
 
 impl Drop for Service {
@@ -91,7 +85,7 @@ pub async fn serve(engine: &Engine, bus: &BusAddress) -> Result<Service, ServeEr
     let forwarder = tokio::spawn(forward_events(events, terminal));
     tracing::info!(bus = %bus, name = names::BUS_NAME, "serving on D-Bus");
     Ok(Service {
-        connection,
+        _connection: connection,
         forwarder,
     })
 }

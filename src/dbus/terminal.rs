@@ -8,8 +8,8 @@ use zbus::object_server::SignalEmitter;
 use super::args::{self, Reader, VarDict, Writer};
 use super::error::PayError;
 use crate::engine::{
-    CheckoutRequest, ConfirmRequest, Engine, ItemRequest, ListRequest, ReconcileRequest,
-    RefundRequest, Target,
+    CheckoutRequest, ConfirmRequest, Engine, ItemRequest, ListRequest, PaymentInstrument,
+    ReconcileRequest, RefundRequest, Target,
 };
 
 /// The till's interface, served at `/org/qrpayd/Pay1`.
@@ -35,6 +35,22 @@ const CHECKOUT_KEYS: &[&str] = &[
     "expires_in_ms",
     "allow_partial",
     "items",
+    "bank_code",
+    "card_number",
+    "card_holder_name",
+    "card_month",
+    "card_year",
+    "account_number",
+    "account_holder_name",
+    "identification_number",
+];
+/// Checkout's keys of a card (method `ATM`), besides `bank_code`.
+const CARD_KEYS: &[&str] = &["card_number", "card_holder_name", "card_month", "card_year"];
+/// Checkout's keys of a bank account (method `ATM`), besides `bank_code`.
+const ACCOUNT_KEYS: &[&str] = &[
+    "account_number",
+    "account_holder_name",
+    "identification_number",
 ];
 const ITEM_KEYS: &[&str] = &["description", "quantity", "unit_price"];
 const FILTER_KEYS: &[&str] = &[
@@ -65,6 +81,49 @@ fn target(reader: &Reader<'_>, prefer_attempt: bool) -> Result<Target, PayError>
     }
 }
 
+/// The card or account of a Checkout (method `ATM`): all of a card's keys or all of an
+/// account's, with `bank_code`. Only the keys and their types are checked here (errors name the
+/// key, never the value); the provider checks the values.
+fn instrument(r: &Reader<'_>) -> Result<Option<PaymentInstrument>, PayError> {
+    let given = |keys: &[&'static str]| -> Result<Vec<&'static str>, PayError> {
+        let mut given = Vec::new();
+        for key in keys {
+            if r.string(key)?.is_some() {
+                given.push(*key);
+            }
+        }
+        Ok(given)
+    };
+    let card = given(CARD_KEYS)?;
+    let account = given(ACCOUNT_KEYS)?;
+    let bank_code = r.string("bank_code")?;
+    match (card.is_empty(), account.is_empty()) {
+        (true, true) if bank_code.is_none() => Ok(None),
+        (true, true) => Err(PayError::InvalidArgument(
+            "bank_code goes with a card (card_number, ...) or an account (account_number, ...)"
+                .to_owned(),
+        )),
+        (false, false) => Err(PayError::InvalidArgument(format!(
+            "give a card or an account, not both ({} and {})",
+            card.join(", "),
+            account.join(", ")
+        ))),
+        (false, true) => Ok(Some(PaymentInstrument::Card {
+            bank_code: r.required_string("bank_code")?,
+            number: r.required_string("card_number")?,
+            holder_name: r.required_string("card_holder_name")?,
+            month: r.required_string("card_month")?,
+            year: r.required_string("card_year")?,
+        })),
+        (true, false) => Ok(Some(PaymentInstrument::Account {
+            bank_code: r.required_string("bank_code")?,
+            number: r.required_string("account_number")?,
+            holder_name: r.required_string("account_holder_name")?,
+            identification_number: r.required_string("identification_number")?,
+        })),
+    }
+}
+
 fn filter(map: &VarDict) -> Result<ListRequest, PayError> {
     let r = Reader::new(map, FILTER_KEYS)?;
     Ok(ListRequest {
@@ -80,8 +139,11 @@ fn filter(map: &VarDict) -> Result<ListRequest, PayError> {
 
 #[interface(name = "org.qrpayd.Pay1.Terminal")]
 impl Terminal {
-    /// Takes a QR (or cash) payment for a source. Idempotent on (source_type, source_id): the
-    /// same open order returns the same transaction and attempt.
+    /// Takes a QR (or cash) payment for a source, or with method `ATM` a payment with the
+    /// customer's card (`bank_code`, `card_number`, `card_holder_name`, `card_month`,
+    /// `card_year`) or bank account (`bank_code`, `account_number`, `account_holder_name`,
+    /// `identification_number`), which are used once and never stored. Idempotent on
+    /// (source_type, source_id): the same open order returns the same transaction and attempt.
     async fn checkout(&self, request: VarDict) -> Result<VarDict, PayError> {
         let r = Reader::new(&request, CHECKOUT_KEYS)?;
         let mut items = Vec::new();
@@ -105,6 +167,7 @@ impl Terminal {
             expires_in_ms: r.unsigned("expires_in_ms")?,
             allow_partial: r.boolean("allow_partial")?,
             items,
+            instrument: instrument(&r)?,
         };
         let reply = self.engine.checkout(request).await?;
         let (t, a) = (&reply.transaction, &reply.attempt);

@@ -216,7 +216,8 @@ impl Engine {
                 &parent,
                 &self.inner.settings.terminal_id,
             );
-            match self.provider(&parent.provider)?.lookup(&request).await {
+            let provider = self.provider(&parent.provider)?;
+            match super::checkout::lookup_created(provider.as_ref(), &parent, &request).await {
                 Ok(Some(invoice)) => {
                     let invoice_id = invoice.invoice_id.clone();
                     let parent = self.record_invoice(parent_id, invoice, None).await?;
@@ -579,6 +580,29 @@ impl Engine {
         drop(guard);
         self.release(attempt_id);
         result
+    }
+
+    /// A provider says one of its invoices changed (an IPN): the attempt's supervisor checks
+    /// with the provider at once, so the notification is applied exactly like a poll result,
+    /// only once the provider's own status API agrees. Returns whether the invoice is known.
+    pub async fn invoice_notified(
+        &self,
+        provider: &str,
+        invoice_id: &str,
+    ) -> Result<bool, EngineError> {
+        let (name, id) = (provider.to_owned(), invoice_id.to_owned());
+        let attempt = self
+            .read(move |tx| Ok(tx.attempt_by_invoice(&name, &id)?))
+            .await?;
+        let Some(attempt) = attempt else {
+            tracing::warn!(provider, invoice_id, "notification for an unknown invoice");
+            return Ok(false);
+        };
+        if attempt.status.is_open() || attempt.provider_open {
+            self.supervise(&attempt.id);
+            self.nudge(&attempt.id);
+        }
+        Ok(true)
     }
 
     /// A transaction by id or number, with its attempts and recorded payments.

@@ -4,20 +4,27 @@
 //! Checkout is idempotent on the source (`source_type`, `source_id`): asking again for the same
 //! open order returns the same transaction and attempt without a second provider call, so a till
 //! that lost the reply can simply ask again.
+//!
+//! A payment with the customer's card or account (method `ATM`) carries its
+//! [`PaymentInstrument`] beside the request, never inside what is recorded: it is checked by the
+//! provider before anything is recorded, handed to the one create call, and dropped with the
+//! request. Such an attempt can therefore only be created while its Checkout is running; when
+//! that create's outcome is unknown, the attempt is resolved by looking it up, never created
+//! again without the details (a repeated Checkout must bring them again).
 
 use rust_decimal::Decimal;
 
 use super::error::amount_error;
 use super::{
-    Changes, CheckoutReply, CheckoutRequest, Engine, EngineError, METHOD_CASH, METHOD_QR,
-    SYSTEM_PROVIDER,
+    Changes, CheckoutReply, CheckoutRequest, Engine, EngineError, METHOD_ATM, METHOD_CASH,
+    METHOD_QR, PaymentInstrument, SYSTEM_PROVIDER,
 };
 use crate::domain::model::{MAX_DESCRIPTION_LEN, MAX_ID_LEN, MAX_ITEMS};
 use crate::domain::{
     Attempt, AttemptStatus, AttemptType, Currency, Failure, Item, Source, Timestamp, Transaction,
     TransactionStatus, check_text, format_for_display, parse_amount, parse_decimal,
 };
-use crate::providers::{CreateRequest, Invoice, ProviderError};
+use crate::providers::{CreateRequest, Invoice, Provider, ProviderError};
 use crate::store::Tx;
 
 /// The shortest payment window the till may ask for.
@@ -51,8 +58,13 @@ enum Decision {
 
 impl Engine {
     /// Takes a payment: see the module documentation.
-    pub async fn checkout(&self, request: CheckoutRequest) -> Result<CheckoutReply, EngineError> {
-        let valid = self.validate_checkout(request)?;
+    pub async fn checkout(
+        &self,
+        mut request: CheckoutRequest,
+    ) -> Result<CheckoutReply, EngineError> {
+        // Kept apart from everything that is recorded, and dropped when this call ends.
+        let instrument = request.instrument.take();
+        let valid = self.validate_checkout(request, instrument.as_ref())?;
         let terminal_id = self.inner.settings.terminal_id.clone();
         // An unsent attempt found by a repeated checkout may be resolved by its supervisor
         // (failed: the provider never made it) while this call waits for its lock; then the
@@ -72,7 +84,7 @@ impl Engine {
                     break (transaction, attempt);
                 }
                 Decision::Send(_, attempt) => {
-                    let attempt = self.send_attempt(&attempt.id).await?;
+                    let attempt = self.send_attempt(&attempt.id, instrument.as_ref()).await?;
                     if attempt.status.is_open() || attempt.status == AttemptStatus::Success {
                         let transaction = self.load_transaction(&attempt.transaction_id).await?;
                         break (transaction, attempt);
@@ -104,7 +116,11 @@ impl Engine {
         })
     }
 
-    fn validate_checkout(&self, request: CheckoutRequest) -> Result<ValidCheckout, EngineError> {
+    fn validate_checkout(
+        &self,
+        request: CheckoutRequest,
+        instrument: Option<&PaymentInstrument>,
+    ) -> Result<ValidCheckout, EngineError> {
         let settings = &self.inner.settings;
         check_text("source_id", &request.source_id, MAX_ID_LEN)?;
         let source_type = request
@@ -126,8 +142,8 @@ impl Engine {
             .provider
             .unwrap_or_else(|| settings.default_provider.clone());
         check_text("provider", &provider, MAX_ID_LEN)?;
-        let method = if provider == SYSTEM_PROVIDER {
-            request.method.unwrap_or_else(|| METHOD_CASH.to_owned())
+        let default_method = if provider == SYSTEM_PROVIDER {
+            METHOD_CASH
         } else {
             let provider_impl = self.provider(&provider)?;
             if !provider_impl.currencies().contains(&currency) {
@@ -136,19 +152,14 @@ impl Engine {
                     format!("the provider {provider} does not take {currency}"),
                 ));
             }
-            request.method.unwrap_or_else(|| METHOD_QR.to_owned())
+            if instrument.is_some() {
+                METHOD_ATM
+            } else {
+                METHOD_QR
+            }
         };
-        let allowed_method = if provider == SYSTEM_PROVIDER {
-            METHOD_CASH
-        } else {
-            METHOD_QR
-        };
-        if method != allowed_method {
-            return Err(EngineError::invalid(
-                "method",
-                format!("{provider} takes the method {allowed_method}, not {method:?}"),
-            ));
-        }
+        let method = request.method.unwrap_or_else(|| default_method.to_owned());
+        check_method(&provider, &method, instrument.is_some())?;
         if let Some(description) = &request.description {
             check_text("description", description, MAX_DESCRIPTION_LEN)?;
         }
@@ -212,9 +223,15 @@ impl Engine {
         // anything is recorded: a refusal here leaves nothing behind.
         if valid.provider != SYSTEM_PROVIDER {
             let draft = draft_request(&valid, &settings.terminal_id);
-            self.provider(&valid.provider)?
-                .check_create(&draft)
-                .map_err(EngineError::InvalidArgument)?;
+            let provider = self.provider(&valid.provider)?;
+            match instrument {
+                Some(instrument) => provider
+                    .check_with_instrument(&draft, instrument)
+                    .map_err(EngineError::from)?,
+                None => provider
+                    .check_create(&draft)
+                    .map_err(EngineError::InvalidArgument)?,
+            }
         }
         Ok(valid)
     }
@@ -222,7 +239,15 @@ impl Engine {
     /// Creates an attempt's invoice at its provider, under the attempt's lock. Repeating it is
     /// safe: the provider recognises the idempotency key. A refusal fails the attempt; an
     /// unknown outcome leaves it `100_NEW` for its supervisor to resolve.
-    pub(super) async fn send_attempt(&self, attempt_id: &str) -> Result<Attempt, EngineError> {
+    ///
+    /// An `ATM` attempt is created only with the `instrument` its Checkout brought; without
+    /// one (a repeated Checkout that did not bring the details again) nothing is sent, the
+    /// supervisor resolves the attempt by looking it up, and the till is told to bring them.
+    pub(super) async fn send_attempt(
+        &self,
+        attempt_id: &str,
+        instrument: Option<&PaymentInstrument>,
+    ) -> Result<Attempt, EngineError> {
         let handle = self.handle(attempt_id);
         let _guard = handle.lock.lock().await;
         let (transaction, attempt) = self.load_pair(attempt_id).await?;
@@ -231,7 +256,19 @@ impl Engine {
         }
         let provider = self.provider(&attempt.provider)?;
         let request = create_request(&transaction, &attempt, &self.inner.settings.terminal_id);
-        let created = provider.create(&request).await;
+        let created = match (attempt.method == METHOD_ATM, instrument) {
+            (true, Some(instrument)) => provider.create_with_instrument(&request, instrument).await,
+            (true, None) => {
+                drop(_guard);
+                self.supervise(attempt_id);
+                return Err(EngineError::InvalidArgument(format!(
+                    "attempt {} is a card or account payment that {} has not confirmed yet; \
+                     send Checkout again with the card or account details",
+                    attempt.code, attempt.provider
+                )));
+            }
+            (false, _) => provider.create(&request).await,
+        };
         let result = match created {
             Ok(invoice) => {
                 self.record_invoice(&attempt.id, invoice, Some(AttemptStatus::Sent))
@@ -243,7 +280,9 @@ impl Engine {
                     message: message.clone(),
                 };
                 self.fail_attempt(&attempt.id, failure).await?;
-                Err(EngineError::ProviderRejected { code, message })
+                // Mapped as every provider error is: the provider's verdict that the till's
+                // input is invalid (AppotaPay's codes 1 and 32) is `InvalidArgument`.
+                Err(EngineError::from(ProviderError::Rejected { code, message }))
             }
             Err(error) => {
                 tracing::warn!(
@@ -285,18 +324,18 @@ impl Engine {
     }
 
     /// Records the invoice the provider made for an attempt, and moves the attempt to `target`
-    /// (`204_SENT` for a live one; a QR that is not valid EMVCo fails it instead, leaving the
-    /// invoice to be closed).
+    /// (`204_SENT` for a live one; a QR that is not valid EMVCo, or for an `ATM` attempt a page
+    /// that is not an https URL, fails it instead, leaving the invoice to be closed).
     pub(super) async fn record_invoice(
         &self,
         attempt_id: &str,
         invoice: Invoice,
         target: Option<AttemptStatus>,
     ) -> Result<Attempt, EngineError> {
-        let qr_check = crate::emv::validate(&invoice.qr_text).map(|_| ());
         let id = attempt_id.to_owned();
         self.write(move |tx, changes| {
             let (transaction, mut attempt) = load_pair_in(tx, &id)?;
+            let qr_check = check_qr_text(&attempt.method, &invoice.qr_text);
             let now = Timestamp::now();
             attempt.invoice_id = Some(invoice.invoice_id);
             attempt.short_url = invoice.short_url;
@@ -304,11 +343,8 @@ impl Engine {
             attempt.provider_open = true;
             attempt.updated_at = now;
             match (qr_check, target) {
-                (Err(error), Some(AttemptStatus::Sent)) => {
-                    attempt.failure = Some(Failure {
-                        code: "INVALID_QR".to_owned(),
-                        message: format!("the provider's QR text is not valid EMVCo: {error}"),
-                    });
+                (Err(failure), Some(AttemptStatus::Sent)) => {
+                    attempt.failure = Some(failure);
                     attempt.transition_to(AttemptStatus::Fail, now)?;
                 }
                 (qr_check, target) => {
@@ -343,6 +379,85 @@ impl Engine {
                 .ok_or_else(|| EngineError::TransactionNotFound(format!("no transaction {id}")))
         })
         .await
+    }
+}
+
+/// Whether the till may use `method` with `provider`, given whether it passed a card or account.
+fn check_method(provider: &str, method: &str, with_instrument: bool) -> Result<(), EngineError> {
+    let allowed: &[&str] = if provider == SYSTEM_PROVIDER {
+        &[METHOD_CASH]
+    } else {
+        &[METHOD_QR, METHOD_ATM]
+    };
+    if !allowed.contains(&method) {
+        return Err(EngineError::invalid(
+            "method",
+            format!(
+                "{provider} takes the method {}, not {method:?}",
+                allowed.join(" or ")
+            ),
+        ));
+    }
+    match (method == METHOD_ATM, with_instrument) {
+        (true, false) => Err(EngineError::invalid(
+            "method",
+            "ATM needs the card (bank_code, card_number, card_holder_name, card_month, \
+             card_year) or the account (bank_code, account_number, account_holder_name, \
+             identification_number)",
+        )),
+        (false, true) => Err(EngineError::invalid(
+            "method",
+            format!("card and account details go with the method ATM, not {method:?}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The longest page address an `ATM` attempt records (AppotaPay's are about 2 800 characters).
+const MAX_PAGE_URL: usize = 8192;
+
+/// Checks what an invoice asks the display to show: an EMVCo payload, or for an `ATM` attempt
+/// the https page where the customer finishes the payment. The failure names the problem.
+fn check_qr_text(method: &str, qr_text: &str) -> Result<(), Failure> {
+    if method != METHOD_ATM {
+        return crate::emv::validate(qr_text)
+            .map(|_| ())
+            .map_err(|error| Failure {
+                code: "INVALID_QR".to_owned(),
+                message: format!("the provider's QR text is not valid EMVCo: {error}"),
+            });
+    }
+    let fits = qr_text
+        .strip_prefix("https://")
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && qr_text.len() <= MAX_PAGE_URL
+        && !qr_text.chars().any(|c| c.is_whitespace() || c.is_control());
+    match (fits, qr_text.is_empty()) {
+        (true, _) => Ok(()),
+        (false, true) => Err(Failure {
+            code: "INVALID_VERIFICATION_URL".to_owned(),
+            message: "the provider has this payment but its verification page was never \
+                      received, so the customer cannot finish it; start a new payment"
+                .to_owned(),
+        }),
+        (false, false) => Err(Failure {
+            code: "INVALID_VERIFICATION_URL".to_owned(),
+            message: "the provider's verification page is not an https URL".to_owned(),
+        }),
+    }
+}
+
+/// Finds what an interrupted create made for a `100_NEW` attempt: an invoice, or for an `ATM`
+/// attempt the card or account payment (which is never created again: its details are gone).
+pub(super) async fn lookup_created(
+    provider: &dyn Provider,
+    attempt: &Attempt,
+    request: &CreateRequest,
+) -> Result<Option<Invoice>, ProviderError> {
+    if attempt.method == METHOD_ATM {
+        provider.lookup_instrument_payment(request).await
+    } else {
+        provider.lookup(request).await
     }
 }
 
@@ -563,4 +678,49 @@ pub(super) fn new_attempt(
         created_at: now,
         updated_at: now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_follow_the_provider_and_the_instrument() {
+        let ok = |provider, method, with_instrument| {
+            check_method(provider, method, with_instrument).is_ok()
+        };
+        assert!(ok("qpay", METHOD_QR, false));
+        assert!(ok("appotapay", METHOD_ATM, true));
+        assert!(ok(SYSTEM_PROVIDER, METHOD_CASH, false));
+        assert!(!ok(SYSTEM_PROVIDER, METHOD_ATM, true), "no card for cash");
+        assert!(!ok("appotapay", METHOD_ATM, false), "ATM needs the details");
+        assert!(!ok("appotapay", METHOD_QR, true), "details need ATM");
+        assert!(!ok("qpay", METHOD_CASH, false));
+    }
+
+    #[test]
+    fn an_atm_attempt_shows_an_https_page_and_others_emvco() {
+        let page = "https://ibanking.appotapay.com/confirm-otp?tran=abc&sign=01";
+        assert_eq!(check_qr_text(METHOD_ATM, page), Ok(()));
+        assert_eq!(
+            check_qr_text(METHOD_QR, page).map_err(|f| f.code),
+            Err("INVALID_QR".to_owned())
+        );
+        for bad in [
+            "",
+            "http://ibanking.appotapay.com/x",
+            "https://",
+            "https:///path",
+            "https://a b",
+            "https://a\u{7}b",
+        ] {
+            assert_eq!(
+                check_qr_text(METHOD_ATM, bad).map_err(|f| f.code),
+                Err("INVALID_VERIFICATION_URL".to_owned()),
+                "{bad:?}"
+            );
+        }
+        let long = format!("https://a.test/{}", "x".repeat(MAX_PAGE_URL));
+        assert!(check_qr_text(METHOD_ATM, &long).is_err());
+    }
 }

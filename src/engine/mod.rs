@@ -41,12 +41,18 @@ pub use requests::{
 };
 pub use screen::ScreenSettings;
 
+pub use crate::providers::PaymentInstrument;
+
 /// The provider name of payments the cashier confirms (cash): no provider call is made.
 pub const SYSTEM_PROVIDER: &str = "system";
 /// The method of a QR payment.
 pub const METHOD_QR: &str = "100_QR_CODE";
 /// The method of a cash payment confirmed by the cashier.
 pub const METHOD_CASH: &str = "200_CASH";
+/// The method of a payment with the customer's domestic ATM card or bank account, whose
+/// details the till passes ([`PaymentInstrument`]); the customer finishes it on a web page
+/// (an OTP) that the display shows as a QR.
+pub const METHOD_ATM: &str = "ATM";
 
 /// The engine's settings, from the `[daemon]` section of the config.
 #[derive(Debug, Clone, PartialEq, Eq)]

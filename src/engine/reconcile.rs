@@ -85,8 +85,7 @@ impl Engine {
         let provider = self.provider(&request.provider)?;
         let listed = provider.list_payments(date).await?;
 
-        let offset = self.display_utc_offset();
-        let day_start = date.midnight().assume_offset(offset);
+        let day_start = date.midnight().assume_offset(provider.day_offset());
         let from = Timestamp((day_start.unix_timestamp_nanos() / 1_000_000) as i64);
         let until = from.plus_millis(86_400_000);
         let name = request.provider.clone();
@@ -133,14 +132,16 @@ impl Engine {
                 .iter()
                 .any(|p| p.payment_id == result.provider_payment_id)
             {
+                let attempt_id = result.attempt_id.clone();
+                let attempt = self.read(move |tx| Ok(tx.attempt(&attempt_id)?)).await?;
                 rows.push(ReconcileRow {
                     payment_id: result.provider_payment_id,
-                    invoice_id: None,
+                    invoice_id: attempt.as_ref().and_then(|a| a.invoice_id.clone()),
                     provider_amount: None,
                     provider_status: None,
                     local_amount: Some(result.amount),
                     attempt_id: Some(result.attempt_id),
-                    transaction_id: None,
+                    transaction_id: attempt.map(|a| a.transaction_id),
                     verdict: Verdict::LocalOnly,
                 });
             }
@@ -178,7 +179,11 @@ impl Engine {
             .await;
             drop(guard);
             self.release(&attempt_id);
-            result?;
+            if let Err(error) = result {
+                // This row stays `missing`; the others are still recorded.
+                tracing::warn!(%error, payment_id = %row.payment_id, "cannot record a missing payment");
+                continue;
+            }
             let provider = provider.to_owned();
             let payment_id = row.payment_id.clone();
             let recorded = self
@@ -190,14 +195,5 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    fn display_utc_offset(&self) -> time::UtcOffset {
-        self.inner
-            .screen
-            .as_ref()
-            .and_then(|s| s.utc_offset_seconds())
-            .and_then(|seconds| time::UtcOffset::from_whole_seconds(seconds).ok())
-            .unwrap_or(time::UtcOffset::UTC)
     }
 }

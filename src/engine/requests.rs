@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use rust_decimal::Decimal;
 
 use crate::domain::{Attempt, PaymentResult, Transaction};
+use crate::providers::PaymentInstrument;
 
 /// One line of a checkout's items, as the till sent it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +30,9 @@ pub struct CheckoutRequest {
     pub expires_in_ms: Option<u64>,
     pub allow_partial: Option<bool>,
     pub items: Vec<ItemRequest>,
+    /// The customer's card or account, for the method `ATM`: used for the one create call and
+    /// dropped with the request, never recorded.
+    pub instrument: Option<PaymentInstrument>,
 }
 
 /// The answer to `Checkout`.

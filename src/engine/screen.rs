@@ -1,6 +1,11 @@
 //! The customer display driver: decides which attempt the screen shows and asks `display` to
 //! render it. The screen follows the newest live payment attempt; an older attempt's change
 //! never replaces it. Frames are rendered one at a time, so the file always holds the latest.
+//!
+//! A card or account payment (method `ATM`) shows the page where the customer finishes it as a
+//! QR, with a line saying so. Such an address can be too long for any QR the frame can hold
+//! (AppotaPay's run to about 2 800 characters): the frame is then drawn without the QR, its
+//! texts still saying what is happening, rather than not at all.
 
 use std::path::{Path, PathBuf};
 
@@ -42,11 +47,6 @@ impl Screen {
         &self.settings.png_path
     }
 
-    /// The local time's offset from UTC, when known.
-    pub(super) fn utc_offset_seconds(&self) -> Option<i32> {
-        self.settings.utc_offset_seconds
-    }
-
     /// Shows the idle frame unless something is already on screen.
     pub(super) async fn show_idle_if_blank(&self) {
         let mut shown = self.shown.lock().await;
@@ -85,14 +85,42 @@ impl Screen {
         self.render(&mut shown, frame).await;
     }
 
-    /// Writes `frame` unless it is what the screen already shows.
+    /// Writes `frame` unless it is what the screen already shows. A QR that does not fit the
+    /// frame (see the module documentation) leaves the frame without it.
     async fn render(&self, shown: &mut Shown, frame: Owned) {
         if shown.frame.as_ref() == Some(&frame) {
             return;
         }
+        let mut result = self.write(&frame).await;
+        if let Ok(Err(
+            error @ (display::DisplayError::QrTooLong { .. }
+            | display::DisplayError::FrameTooSmall { .. }),
+        )) = &result
+            && frame.qr_text.is_some()
+        {
+            tracing::warn!(%error, "the QR does not fit the customer display; showing the text only");
+            let text_only = Owned {
+                qr_text: None,
+                ..frame.clone()
+            };
+            result = self.write(&text_only).await;
+        }
+        match result {
+            // What was asked for is remembered, so the same frame is not tried again.
+            Ok(Ok(())) => shown.frame = Some(frame),
+            Ok(Err(error)) => tracing::error!(%error, "cannot write the customer display frame"),
+            Err(error) => tracing::error!(%error, "the display task failed"),
+        }
+    }
+
+    /// Renders and writes `frame` on a blocking thread.
+    async fn write(
+        &self,
+        frame: &Owned,
+    ) -> Result<Result<(), display::DisplayError>, tokio::task::JoinError> {
         let settings = self.settings.clone();
         let to_write = frame.clone();
-        let result = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             display::write_frame(
                 &settings.png_path,
                 &to_write.as_frame(),
@@ -100,14 +128,12 @@ impl Screen {
                 settings.height,
             )
         })
-        .await;
-        match result {
-            Ok(Ok(())) => shown.frame = Some(frame),
-            Ok(Err(error)) => tracing::error!(%error, "cannot write the customer display frame"),
-            Err(error) => tracing::error!(%error, "the display task failed"),
-        }
+        .await
     }
 }
+
+/// The line under a card or account payment's QR.
+const CARD_NOTE: &str = "Finish the payment on your phone";
 
 /// An owned copy of a frame's text, to hand to a blocking thread.
 #[derive(Clone, PartialEq, Eq)]
@@ -175,6 +201,8 @@ impl Owned {
             note: if live && attempt.qr_text.is_none() && attempt.provider == super::SYSTEM_PROVIDER
             {
                 Some("Please pay at the counter".to_owned())
+            } else if live && attempt.method == super::METHOD_ATM {
+                Some(CARD_NOTE.to_owned())
             } else {
                 None
             },
@@ -190,6 +218,62 @@ impl Owned {
             provider: self.provider.as_deref(),
             expires: self.expires.as_deref(),
             note: self.note.as_deref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card_frame(url: &str) -> Owned {
+        Owned {
+            state: ScreenState::Waiting,
+            qr_text: Some(url.to_owned()),
+            amount: Some("150,000 VND".to_owned()),
+            paid: Some("0 VND".to_owned()),
+            provider: Some("AppotaPay".to_owned()),
+            expires: Some("Pay before 14:35".to_owned()),
+            note: Some(CARD_NOTE.to_owned()),
+        }
+    }
+
+    /// The QR codes in the frame file, decoded.
+    fn qr_codes_in(path: &Path) -> Vec<String> {
+        let image = image::open(path).expect("a PNG").to_luma8();
+        let mut prepared = rqrr::PreparedImage::prepare(image);
+        prepared
+            .detect_grids()
+            .iter()
+            .filter_map(|grid| grid.decode().ok().map(|(_, content)| content))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_page_address_too_long_for_the_frame_is_drawn_as_text_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!(
+            "https://ibanking.appotapay.test/confirm-otp?tran={}",
+            "A".repeat(2750)
+        );
+        for (width, height, shows_qr) in [(800, 480, true), (480, 272, false)] {
+            let path = dir.path().join(format!("{width}x{height}.png"));
+            let screen = Screen::new(ScreenSettings {
+                png_path: path.clone(),
+                width,
+                height,
+                utc_offset_seconds: None,
+            });
+            let frame = card_frame(&url);
+            let mut shown = screen.shown.lock().await;
+            screen.render(&mut shown, frame.clone()).await;
+            assert!(shown.frame == Some(frame), "written at {width}x{height}");
+            let codes = qr_codes_in(&path);
+            if shows_qr {
+                assert_eq!(codes, vec![url.clone()], "the QR at {width}x{height}");
+            } else {
+                assert!(codes.is_empty(), "no QR at {width}x{height}");
+            }
         }
     }
 }

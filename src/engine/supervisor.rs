@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
-use super::checkout::{create_request, load_pair_in};
+use super::checkout::{create_request, load_pair_in, lookup_created};
 use super::{Changes, Engine, EngineError};
 use crate::domain::{
     Attempt, AttemptStatus, AttemptType, Failure, OutboxKind, PaymentResult, Timestamp,
@@ -132,11 +132,12 @@ impl Engine {
         let now = Timestamp::now();
         match (attempt.status, &attempt.invoice_id) {
             (AttemptStatus::New, _) => {
-                // Creation's outcome is unknown: find what the provider made, if anything.
+                // Creation's outcome is unknown: find what the provider made, if anything. A
+                // card or account payment is only ever looked up here: its details are gone.
                 let (transaction, _) = self.load_pair(&attempt.id).await?;
                 let request =
                     create_request(&transaction, &attempt, &self.inner.settings.terminal_id);
-                match provider.lookup(&request).await? {
+                match lookup_created(provider.as_ref(), &attempt, &request).await? {
                     Some(invoice) => {
                         // Found: record it, live if there is time left, otherwise expired so
                         // that it gets closed.

@@ -43,12 +43,78 @@ pub struct CreateRequest {
     pub items: Vec<Item>,
 }
 
+/// The customer's card or bank account, which the till passes for one payment made with it
+/// (method `ATM`). It lives in memory for the one create call and nowhere else: it is never
+/// stored, logged, signalled or put into an error, and its `Debug` shows the bank, the kind and
+/// the last 4 characters of the number only. The provider checks the values.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PaymentInstrument {
+    /// A domestic ATM card.
+    Card {
+        bank_code: String,
+        number: String,
+        holder_name: String,
+        /// The month and year printed on the card, two digits each.
+        month: String,
+        year: String,
+    },
+    /// A bank account, with its holder's identification number.
+    Account {
+        bank_code: String,
+        number: String,
+        holder_name: String,
+        identification_number: String,
+    },
+}
+
+impl PaymentInstrument {
+    /// `card` or `account`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PaymentInstrument::Card { .. } => "card",
+            PaymentInstrument::Account { .. } => "account",
+        }
+    }
+
+    /// The last 4 letters or digits of the card or account number (fewer for a shorter one).
+    pub fn last4(&self) -> String {
+        let number = match self {
+            PaymentInstrument::Card { number, .. } | PaymentInstrument::Account { number, .. } => {
+                number
+            }
+        };
+        let mut last: Vec<char> = number
+            .chars()
+            .rev()
+            .filter(char::is_ascii_alphanumeric)
+            .take(4)
+            .collect();
+        last.reverse();
+        last.into_iter().collect()
+    }
+}
+
+impl std::fmt::Debug for PaymentInstrument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bank_code = match self {
+            PaymentInstrument::Card { bank_code, .. }
+            | PaymentInstrument::Account { bank_code, .. } => bank_code,
+        };
+        f.debug_struct("PaymentInstrument")
+            .field("kind", &self.kind())
+            .field("bank_code", bank_code)
+            .field("number", &format_args!("****{}", self.last4()))
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the provider made for an attempt: something the customer can pay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invoice {
     /// The provider's id for it, used by every later call.
     pub invoice_id: String,
-    /// The EMVCo payload to show as a QR.
+    /// The EMVCo payload to show as a QR; for a payment with the customer's card or account,
+    /// the https page where the customer finishes it.
     pub qr_text: String,
     pub short_url: Option<String>,
     pub deep_links: Vec<DeepLink>,
@@ -208,6 +274,54 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
+    /// Checks a payment with the customer's card or account (method `ATM`) against the
+    /// provider's own rules, before anything is recorded or sent: the instrument's values and
+    /// the limits of such payments (which stand in for [`Provider::check_create`]'s). A bad
+    /// value is `Rejected` with the code `INVALID_ARGUMENT` and a message naming the field,
+    /// never its value. Providers that take no cards or accounts say so (the default).
+    fn check_with_instrument(
+        &self,
+        request: &CreateRequest,
+        instrument: &PaymentInstrument,
+    ) -> Result<(), ProviderError> {
+        let _ = (request, instrument);
+        Err(ProviderError::Rejected {
+            code: "INVALID_ARGUMENT".to_owned(),
+            message: format!(
+                "method: {} takes no card or account payments (ATM)",
+                self.name()
+            ),
+        })
+    }
+
+    /// Creates a payment with the customer's card or account (method `ATM`): the invoice's
+    /// `qr_text` is then the https page where the customer finishes it (an OTP), not EMVCo.
+    /// The instrument is used for this call only and kept nowhere. Repeating it with the same
+    /// idempotency key never makes a second payment (the provider may refuse the repeat).
+    async fn create_with_instrument(
+        &self,
+        request: &CreateRequest,
+        instrument: &PaymentInstrument,
+    ) -> Result<Invoice, ProviderError> {
+        let _ = (request, instrument);
+        Err(ProviderError::Rejected {
+            code: "UNSUPPORTED".to_owned(),
+            message: format!("{} takes no card or account payments", self.name()),
+        })
+    }
+
+    /// Finds the payment an earlier [`Provider::create_with_instrument`] with this key made, if
+    /// any: what [`Provider::lookup`] is for invoices. Its `qr_text` is empty when the page's
+    /// address was never received. A provider that implements `create_with_instrument` must
+    /// implement this too; the default knows of none.
+    async fn lookup_instrument_payment(
+        &self,
+        request: &CreateRequest,
+    ) -> Result<Option<Invoice>, ProviderError> {
+        let _ = request;
+        Ok(None)
+    }
+
     /// Whether the cashier confirms this provider's payments (`ConfirmSystemPayment`) because no
     /// gateway reports them (the local VietQR provider).
     fn confirmed_by_cashier(&self) -> bool {
@@ -220,6 +334,12 @@ pub trait Provider: Send + Sync {
     fn check_refund(&self, amount: Decimal, payments: &[ProviderPayment]) -> Result<(), String> {
         let _ = (amount, payments);
         Ok(())
+    }
+
+    /// The offset from UTC of the provider's business day, which `list_payments` lists by
+    /// (QPay's is Mongolia's, UTC+8). Reconciliation picks the local payments of the same day.
+    fn day_offset(&self) -> time::UtcOffset {
+        time::UtcOffset::UTC
     }
 
     /// The payments the provider knows for this terminal on `date` (the provider's own day), for

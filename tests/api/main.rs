@@ -11,18 +11,19 @@
 //! - `qpay_reconcile`: `Reconcile` with QPay against the mock (matched, missing → recorded,
 //!   amount differences).
 //! - `appotapay`: AppotaPay's POS VietQR through D-Bus, against the mock AppotaPay.
+//! - `appotapay_ipn`: the local IPN listener, signed and forged notifications.
 //! - `vietqr`: the local VietQR provider, confirmed by the cashier.
 //! - `reconcile`: the provider's payments of a day beside the local records.
 
 mod appotapay;
+mod appotapay_ipn;
 mod bad_input;
 mod cancel_refund_cash;
 mod crash;
 mod harness;
 mod introspection;
-/// The mock AppotaPay, shared with the provider-level tests in `tests/appotapay.rs`; each
-/// binary uses part of it.
-#[allow(dead_code)]
+/// The mock AppotaPay, shared with the provider-level tests in `tests/appotapay.rs` (it allows
+/// the dead code of the parts each binary leaves unused).
 #[path = "../support/mock_appotapay.rs"]
 mod mock_appotapay;
 mod mock_qpay;

@@ -5,9 +5,9 @@
 //! tokens whose `expires_in` is an absolute Unix timestamp, invoices remembered by
 //! `sender_invoice_no` (a repeat is refused as a duplicate), payment checks in pages, the two
 //! error body shapes. A control handle pays invoices (fully, partly, late, twice under one id),
-//! injects failures (401, 429 with `Retry-After`, 500, malformed JSON, a slow or held answer),
-//! and reports every request it saw with its time, so tests assert on what reached QPay rather
-//! than sleeping.
+//! changes a payment's amount, injects failures (401, 429 with `Retry-After`, 500, malformed
+//! JSON, a slow or held answer), and reports every request it saw with its time, so tests
+//! assert on what reached QPay rather than sleeping.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -361,6 +361,23 @@ impl MockQpay {
         for _ in 0..n {
             self.pay(invoice_id, amount);
         }
+    }
+
+    /// QPay reports payment `payment_id` with another amount from now on (a difference for
+    /// reconciliation to find).
+    pub fn set_payment_amount(&self, payment_id: &str, amount: &str) {
+        let amount = Decimal::from_str_exact(amount).expect("a decimal amount");
+        {
+            let mut state = self.state();
+            let payment = state
+                .invoices
+                .iter_mut()
+                .flat_map(|i| i.payments.iter_mut())
+                .find(|p| p.payment_id == payment_id)
+                .unwrap_or_else(|| panic!("no payment {payment_id}"));
+            payment.amount = amount;
+        }
+        self.shared.changed();
     }
 
     /// The customer pays `amount` just before the cancel for this invoice arrives.

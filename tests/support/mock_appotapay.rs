@@ -274,6 +274,16 @@ impl MockAppotapay {
         self.shared.changed();
     }
 
+    /// Waits until at least `n` requests for `route` have arrived (an event, not a sleep).
+    pub async fn wait_for_count(&self, route: Route, n: usize) {
+        let mut changes = self.shared.version.subscribe();
+        while self.count(route) < n {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Waits until a request is being held (an event, not a sleep).
     pub async fn wait_until_holding(&self) {
         let mut changes = self.shared.version.subscribe();

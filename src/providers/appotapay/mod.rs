@@ -27,8 +27,10 @@
 //! - **Refund**: no refund call in the seeds either: refused before anything is recorded
 //!   (`check_refund`), and `refund` answers `Rejected { code: "UNSUPPORTED" }`. Refunds are made
 //!   in AppotaPay's merchant portal.
-//! - **Card / account** ([`Appotapay::create_card_payment`]): the invoice's `qr_text` is the
-//!   OTP verification URL (not EMVCo), its id `card:<order id>`.
+//! - **Card / account** ([`Appotapay::create_card_payment`], and through the engine
+//!   [`Provider::create_with_instrument`] for Checkout's method `ATM`): the invoice's `qr_text`
+//!   is the OTP verification URL (not EMVCo), its id `card:<order id>`. An unknown outcome is
+//!   resolved by [`Provider::lookup_instrument_payment`], never by sending the card again.
 //! - **Payment list**: none in the seeds (the default `UNSUPPORTED`).
 
 mod auth;
@@ -36,6 +38,7 @@ mod card;
 mod client;
 mod ipn;
 mod journal;
+mod listener;
 mod model;
 mod orders;
 mod qr;
@@ -48,15 +51,21 @@ use rust_decimal::Decimal;
 use secrecy::SecretString;
 
 use super::{
-    CancelOutcome, CheckResult, CreateRequest, Invoice, InvoiceState, Provider, ProviderError,
-    ProviderPayment, ProviderState, RefundOutcome, RefundRequest,
+    CancelOutcome, CheckResult, CreateRequest, Invoice, InvoiceState, PaymentInstrument, Provider,
+    ProviderError, ProviderPayment, ProviderState, RefundOutcome, RefundRequest,
 };
 use crate::domain::Currency;
 pub use auth::{JWT_HEADER, JWT_TTL, jwt, sign_hex as body_signature};
 pub use card::{CARD_INVOICE_PREFIX, CardDetails, CardDetailsError, SensitiveNumber};
 pub use client::INVALID_ARGUMENT;
 pub use ipn::{IPN_ACK_BODY, IpnError, IpnPayload, verify_ipn};
+pub use listener::{IPN_PATH, IpnListener};
 pub use model::OrderStatus;
+
+/// `partnerReference.order.info` of a card payment at most (seed 004).
+const CARD_MAX_ORDER_INFO: usize = 150;
+/// A card payment's `notifyUrl` and `redirectUrl` at most (seed 004).
+const CARD_MAX_URL: usize = 100;
 
 /// The POS gateway's production host (dev: `https://pos-gw.dev.appotapay.com`).
 pub const DEFAULT_BASE_URL: &str = "https://pos-gw.appotapay.com";
@@ -197,6 +206,63 @@ impl Appotapay {
     }
 }
 
+/// The card details of a Checkout's instrument, checked: a bad value is `INVALID_ARGUMENT`
+/// naming the field (the D-Bus key of the same name), never the value.
+fn card_details(instrument: &PaymentInstrument) -> Result<CardDetails, ProviderError> {
+    let details = match instrument {
+        PaymentInstrument::Card {
+            bank_code,
+            number,
+            holder_name,
+            month,
+            year,
+        } => CardDetails::card(bank_code, number, holder_name, month, year),
+        PaymentInstrument::Account {
+            bank_code,
+            number,
+            holder_name,
+            identification_number,
+        } => CardDetails::account(bank_code, number, holder_name, identification_number),
+    };
+    details.map_err(|error| invalid_argument(error.field, error.reason))
+}
+
+impl Inner {
+    /// What `create_card_payment` checks before sending, checked before anything is recorded:
+    /// the order's limits of seed 004 and the notification URLs card payments need.
+    fn check_card_limits(&self, request: &CreateRequest) -> Result<(), ProviderError> {
+        if request.currency != Currency::Vnd {
+            return Err(invalid_argument("currency", "must be VND for AppotaPay"));
+        }
+        if request.description.chars().count() > CARD_MAX_ORDER_INFO {
+            return Err(invalid_argument(
+                "description",
+                "must be at most 150 characters for an AppotaPay card payment",
+            ));
+        }
+        if model::vnd_integer(request.amount).is_none_or(|amount| amount <= 0) {
+            return Err(invalid_argument(
+                "amount",
+                "must be a whole number of VND for AppotaPay",
+            ));
+        }
+        let settings = &self.settings;
+        match (&settings.card_notify_url, &settings.card_redirect_url) {
+            (Some(notify), Some(redirect))
+                if notify.len() <= CARD_MAX_URL && redirect.len() <= CARD_MAX_URL =>
+            {
+                Ok(())
+            }
+            _ => Err(ProviderError::Rejected {
+                code: "UNSUPPORTED".to_owned(),
+                message: "AppotaPay card payments need card_notify_url and card_redirect_url \
+                          (at most 100 characters each) in the AppotaPay settings"
+                    .to_owned(),
+            }),
+        }
+    }
+}
+
 fn check_url(name: &'static str, url: &str) -> Result<String, AppotapayError> {
     let url = url.trim().trim_end_matches('/');
     let rest = url
@@ -246,6 +312,31 @@ impl Provider for Appotapay {
 
     async fn lookup(&self, request: &CreateRequest) -> Result<Option<Invoice>, ProviderError> {
         self.inner.lookup(request).await
+    }
+
+    fn check_with_instrument(
+        &self,
+        request: &CreateRequest,
+        instrument: &PaymentInstrument,
+    ) -> Result<(), ProviderError> {
+        card_details(instrument)?;
+        self.inner.check_card_limits(request)
+    }
+
+    async fn create_with_instrument(
+        &self,
+        request: &CreateRequest,
+        instrument: &PaymentInstrument,
+    ) -> Result<Invoice, ProviderError> {
+        let card = card_details(instrument)?;
+        self.inner.create_card_payment(request, &card).await
+    }
+
+    async fn lookup_instrument_payment(
+        &self,
+        request: &CreateRequest,
+    ) -> Result<Option<Invoice>, ProviderError> {
+        self.inner.lookup_card_payment(request).await
     }
 
     async fn check(&self, invoice_id: &str) -> Result<CheckResult, ProviderError> {
@@ -440,6 +531,44 @@ mod tests {
         let text = format!("{settings:?}");
         assert!(text.contains("PARTNER"), "{text}");
         assert!(!text.contains("api-key-value") && !text.contains("secret-key-value"));
+    }
+
+    #[test]
+    fn an_instrument_becomes_card_details_and_shows_only_its_last_digits() {
+        let card = PaymentInstrument::Card {
+            bank_code: "VCB".into(),
+            number: "9704 0000 0000 0018".into(),
+            holder_name: "NGUYEN VAN A".into(),
+            month: "03".into(),
+            year: "07".into(),
+        };
+        let text = format!("{card:?}");
+        assert!(text.contains("****0018") && text.contains("VCB"), "{text}");
+        assert!(!text.contains("9704") && !text.contains("NGUYEN"), "{text}");
+        assert_eq!(card_details(&card).expect("valid").last4(), "0018");
+        let account = PaymentInstrument::Account {
+            bank_code: "VCB".into(),
+            number: "0011004455667".into(),
+            holder_name: "TRAN THI B".into(),
+            identification_number: "079123456789".into(),
+        };
+        let text = format!("{account:?}");
+        assert!(!text.contains("0011004455667") && !text.contains("079123456789"));
+        assert_eq!(card_details(&account).expect("valid").kind(), "account");
+        let bad = PaymentInstrument::Card {
+            bank_code: "VCB".into(),
+            number: "9704000000000018".into(),
+            holder_name: "A".into(),
+            month: "13".into(),
+            year: "07".into(),
+        };
+        assert_eq!(
+            card_details(&bad),
+            Err(ProviderError::Rejected {
+                code: INVALID_ARGUMENT.to_owned(),
+                message: "card_month must be 01 to 12".to_owned()
+            })
+        );
     }
 
     #[test]

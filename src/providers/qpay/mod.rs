@@ -212,6 +212,11 @@ impl Provider for Qpay {
             })
     }
 
+    fn day_offset(&self) -> time::UtcOffset {
+        // QPay's days are Mongolia's (Ulaanbaatar, UTC+8, no daylight saving).
+        time::macros::offset!(+8)
+    }
+
     async fn list_payments(&self, date: time::Date) -> Result<Vec<ListedPayment>, ProviderError> {
         self.inner.list_payments(date).await
     }
