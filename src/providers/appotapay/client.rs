@@ -11,14 +11,11 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 
+pub(super) use crate::providers::http::{clean, parse_retry_after};
+
 use super::auth::Credentials;
 use super::model::ErrorBody;
 use crate::providers::ProviderError;
-
-/// The longest provider message kept in an error.
-const MAX_MESSAGE_CHARS: usize = 300;
-/// The longest `Retry-After` honoured.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The JWT header (seed 003 writes `X-AppotaPay-Auth`; HTTP names are case-insensitive).
 pub const AUTH_HEADER: &str = "X-APPOTAPAY-AUTH";
@@ -324,35 +321,6 @@ pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
             }
         ))
     })
-}
-
-/// A provider text made safe for one line of an error: no control characters, bounded.
-pub(super) fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_MESSAGE_CHARS)
-        .collect::<String>()
-        .trim()
-        .to_owned()
-}
-
-/// `Retry-After` as seconds or as an HTTP date, at most an hour.
-pub(super) fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
-    }
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = time::PrimitiveDateTime::parse(value, &format)
-        .ok()?
-        .assume_utc();
-    Some(
-        Duration::try_from(at - now)
-            .unwrap_or(Duration::ZERO)
-            .min(MAX_RETRY_AFTER),
-    )
 }
 
 /// A path segment, percent-encoded: ids are checked before they are sent, but a path must stay

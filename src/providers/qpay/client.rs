@@ -9,17 +9,14 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
+
+pub(super) use crate::providers::http::{clean, parse_retry_after};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::auth::TokenKeeper;
 use crate::providers::ProviderError;
-
-/// The longest provider message kept in an error.
-const MAX_MESSAGE_CHARS: usize = 300;
-/// The longest `Retry-After` honoured.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// How a call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,36 +268,6 @@ fn refusal_of(status: StatusCode, body: &[u8], retry_after: Option<Duration>) ->
         retry_after,
         invoice_id,
     }
-}
-
-/// A provider text made safe for one line of an error: no control characters, bounded.
-fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_MESSAGE_CHARS)
-        .collect::<String>()
-        .trim()
-        .to_owned()
-}
-
-/// `Retry-After` as seconds or as an HTTP date, at most an hour.
-pub(super) fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
-    }
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = time::PrimitiveDateTime::parse(value, &format)
-        .ok()?
-        .assume_utc();
-    let wait = at - now;
-    Some(
-        Duration::try_from(wait)
-            .unwrap_or(Duration::ZERO)
-            .min(MAX_RETRY_AFTER),
-    )
 }
 
 /// QPay's API behind a bearer token that is fetched, reused and renewed by the

@@ -1,0 +1,39 @@
+//! What the HTTP providers share: making a provider's text safe for an error message, and
+//! reading `Retry-After`. Only `providers` speak HTTP; this is their common ground.
+
+use std::time::Duration;
+
+/// The longest provider message kept in an error.
+const MAX_MESSAGE_CHARS: usize = 300;
+/// The longest wait a `Retry-After` may ask for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A provider text made safe for one line of an error: no control characters, bounded.
+pub fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_MESSAGE_CHARS)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// `Retry-After` as seconds or as an HTTP date, at most an hour.
+pub fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
+    }
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let at = time::PrimitiveDateTime::parse(value, &format)
+        .ok()?
+        .assume_utc();
+    let wait = at - now;
+    Some(
+        Duration::try_from(wait)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
+}
