@@ -517,3 +517,81 @@ async fn bad_card_keys_are_refused_before_anything_is_sent() {
         }
     }
 }
+
+/// The QR-order mappings through the D-Bus API: a QR sent as an image is read back to its
+/// text, 401 is unavailable (credentials), 500 is unavailable and a retried Checkout makes no
+/// second order, a voided order closes the attempt without money.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appotapay_qr_order_mappings_through_dbus() {
+    use crate::mock_appotapay::{Failure, Route};
+
+    let mock = MockAppotapay::start().await;
+    let h = Harness::start_with(&section(&mock)).await;
+    let mut signals = h.client.watch().await.expect("watch");
+
+    // The QR arrives as a base64 PNG: the daemon shows the text it encodes.
+    mock.qr_as_image(true);
+    let image = h
+        .client
+        .checkout(&vnd_order("map-1", "150000"))
+        .await
+        .expect("checkout");
+    let expected = mock.state().orders[0].qr_text.clone();
+    assert_eq!(s(&image, "qr_text"), expected);
+    mock.qr_as_image(false);
+
+    // Credentials refused: the till hears the provider is unavailable; nothing is lost.
+    mock.fail_next(Route::CreateOrder, Failure::Status401);
+    let refused = h
+        .client
+        .checkout(&vnd_order("map-2", "150000"))
+        .await
+        .expect_err("401");
+    assert_eq!(error_name(&refused), "ProviderUnavailable", "{refused}");
+
+    // A 500 on create: unavailable; the retried Checkout finds its transaction, one order.
+    mock.fail_next(Route::CreateOrder, Failure::Status500);
+    let failed = h
+        .client
+        .checkout(&vnd_order("map-3", "150000"))
+        .await
+        .expect_err("500");
+    assert_eq!(error_name(&failed), "ProviderUnavailable", "{failed}");
+    let retried = h
+        .client
+        .checkout(&vnd_order("map-3", "150000"))
+        .await
+        .expect("retry");
+    assert_eq!(s(&retried, "attempt_status"), "204_SENT");
+    let orders_for_map_3 = mock
+        .state()
+        .orders
+        .iter()
+        .filter(|o| o.qr_text == s(&retried, "qr_text"))
+        .count();
+    assert_eq!(
+        orders_for_map_3, 1,
+        "one order at AppotaPay for the retried checkout"
+    );
+
+    // Voided at AppotaPay: the attempt closes without money.
+    let reference = mock
+        .state()
+        .orders
+        .iter()
+        .find(|o| o.qr_text == s(&retried, "qr_text"))
+        .map(|o| o.reference.clone())
+        .expect("the order on screen");
+    mock.set_status(&reference, MockStatus::Void);
+    h.client
+        .verify(s(&retried, "attempt_id"))
+        .await
+        .expect("verify");
+    wait_attempt(&mut signals, s(&retried, "attempt_id"), "501_EXPIRED").await;
+    let view = h
+        .client
+        .get_transaction(s(&retried, "transaction_id"))
+        .await
+        .expect("get");
+    assert_eq!(s(&view, "paid"), "0.0000");
+}
