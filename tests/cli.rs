@@ -123,6 +123,33 @@ async fn qrpayctl_exit_codes_tell_usage_refusal_provider_and_unreachable_apart()
     .await;
     assert_eq!(provider.status.code(), Some(4), "{}", text(&provider));
 
+    // Card details travel as Checkout keys; the simulator takes no cards: refused by name, and
+    // the number is not echoed back.
+    let card = run(
+        ctl,
+        &[
+            "--bus",
+            address,
+            "pay",
+            "--amount",
+            "10",
+            "--bank-code",
+            "VCB",
+            "--card-number",
+            "9704000000000018",
+            "--card-holder-name",
+            "NGUYEN VAN A",
+            "--card-month",
+            "03",
+            "--card-year",
+            "07",
+        ],
+    )
+    .await;
+    assert_eq!(card.status.code(), Some(3), "{}", text(&card));
+    assert!(text(&card).contains("InvalidArgument"), "{}", text(&card));
+    assert!(!text(&card).contains("9704000000000018"), "{}", text(&card));
+
     let simulated = run(ctl, &["--bus", address, "simulate", "pay", attempt_id]).await;
     assert_eq!(simulated.status.code(), Some(0), "{}", text(&simulated));
     let status = run(ctl, &["--bus", address, "--json", "status", "cli-1"]).await;

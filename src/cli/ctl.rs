@@ -99,6 +99,26 @@ pub struct PayArgs {
     /// Wait until the payment settles, expires or is cancelled, printing signals.
     #[arg(long)]
     pub wait: bool,
+    /// Card or bank-account payment (method ATM): the bank's code.
+    #[arg(long, help_heading = "Card / account (method ATM)")]
+    pub bank_code: Option<String>,
+    /// The card number (sent to the provider only; never stored or logged by qrpayd, but
+    /// visible in this machine's process list while qrpayctl runs: for trying the API).
+    #[arg(long, help_heading = "Card / account (method ATM)")]
+    pub card_number: Option<String>,
+    #[arg(long, help_heading = "Card / account (method ATM)")]
+    pub card_holder_name: Option<String>,
+    #[arg(long, help_heading = "Card / account (method ATM)")]
+    pub card_month: Option<String>,
+    #[arg(long, help_heading = "Card / account (method ATM)")]
+    pub card_year: Option<String>,
+    /// The bank account number (sent to the provider only; never stored or logged).
+    #[arg(long, help_heading = "Card / account (method ATM)")]
+    pub account_number: Option<String>,
+    #[arg(long, help_heading = "Card / account (method ATM)")]
+    pub account_holder_name: Option<String>,
+    #[arg(long, help_heading = "Card / account (method ATM)")]
+    pub identification_number: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +278,18 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
             if pay.allow_partial {
                 request.insert("allow_partial".into(), Arg::Bool(true));
             }
+            put(&mut request, "bank_code", pay.bank_code);
+            put(&mut request, "card_number", pay.card_number);
+            put(&mut request, "card_holder_name", pay.card_holder_name);
+            put(&mut request, "card_month", pay.card_month);
+            put(&mut request, "card_year", pay.card_year);
+            put(&mut request, "account_number", pay.account_number);
+            put(&mut request, "account_holder_name", pay.account_holder_name);
+            put(
+                &mut request,
+                "identification_number",
+                pay.identification_number,
+            );
             if !pay.items.is_empty() {
                 let items = pay
                     .items
