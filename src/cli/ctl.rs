@@ -35,7 +35,7 @@ pub struct CtlArgs {
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
     /// Take a payment (Checkout) and show its QR.
-    Pay(PayArgs),
+    Pay(Box<PayArgs>),
     /// Show the daemon's status, or one transaction by id or number.
     Status { id_or_number: Option<String> },
     /// List transactions, newest first.
