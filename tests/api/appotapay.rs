@@ -574,6 +574,35 @@ async fn appotapay_qr_order_mappings_through_dbus() {
         "one order at AppotaPay for the retried checkout"
     );
 
+    // AppotaPay's own codes: 1 and 32 are the till's input, 42/93/94/95 are AppotaPay being
+    // unavailable, others are refusals carrying the code.
+    let codes = [
+        (1, "InvalidArgument"),
+        (32, "InvalidArgument"),
+        (42, "ProviderUnavailable"),
+        (93, "ProviderUnavailable"),
+        (94, "ProviderUnavailable"),
+        (95, "ProviderUnavailable"),
+        (33, "ProviderRejected"),
+    ];
+    for (index, (code, expected)) in codes.into_iter().enumerate() {
+        mock.fail_next(
+            Route::CreateOrder,
+            Failure::Code {
+                http: 200,
+                code,
+                code_as_string: index % 2 == 0,
+                message: format!("mock error {code}"),
+            },
+        );
+        let error = h
+            .client
+            .checkout(&vnd_order(&format!("code-{code}"), "150000"))
+            .await
+            .expect_err("refused");
+        assert_eq!(error_name(&error), expected, "code {code}: {error}");
+    }
+
     // Voided at AppotaPay: the attempt closes without money.
     let reference = mock
         .state()
