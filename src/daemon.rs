@@ -181,10 +181,36 @@ impl crate::providers::ProviderState for StoredProviderState {
 }
 
 /// Starts the daemon and runs it until `shutdown` completes.
+///
+/// Under systemd (`Type=notify`) it says `READY=1` once the store is open, the bus name is owned
+/// and the open attempts are resumed; pets the watchdog at half its interval when
+/// `WatchdogSec=` is set; and says `STOPPING=1` when told to stop. Outside systemd these
+/// notifications are no-ops.
 pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let daemon = Daemon::start(config).await?;
+    notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled().map(|interval| {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval / 2);
+            loop {
+                ticks.tick().await;
+                notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        })
+    });
     shutdown.await;
     tracing::info!("qrpayd is stopping");
+    notify(&[sd_notify::NotifyState::Stopping]);
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     drop(daemon);
     Ok(())
+}
+
+/// Tells systemd about the daemon's state, if systemd is listening.
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(error) = sd_notify::notify(state) {
+        tracing::warn!(%error, "cannot notify systemd");
+    }
 }

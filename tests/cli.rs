@@ -299,3 +299,51 @@ async fn qrpayctl_pay_guides_the_cashier_through_a_vietqr_transfer() {
     assert!(printed.contains("purpose \"QRP ATT000001\""), "{printed}");
     assert!(printed.contains("qrpayctl cash --attempt"), "{printed}");
 }
+
+/// Under systemd (`Type=notify`): `READY=1` once serving, then on SIGTERM `STOPPING=1` and a
+/// clean exit 0 within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qrpayd_run_notifies_systemd_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bus = PrivateBus::start(dir.path()).expect("bus");
+    let config_path = dir.path().join("qrpayd.toml");
+    std::fs::write(
+        &config_path,
+        config(&dir.path().join("state"), bus.address()),
+    )
+    .expect("config");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).expect("notify socket");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_qrpayd"))
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env_remove("QRPAYD_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn qrpayd");
+    let ready = receive(&socket).await;
+    assert!(ready.contains("READY=1"), "{ready:?}");
+
+    let pid = child.id().expect("pid") as i32;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let stopping = receive(&socket).await;
+    assert!(stopping.contains("STOPPING=1"), "{stopping:?}");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
+        .await
+        .expect("exits within 5 s")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
+
+/// The next datagram on a notify socket, as text.
+async fn receive(socket: &tokio::net::UnixDatagram) -> String {
+    let mut buffer = [0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(20), socket.recv(&mut buffer))
+        .await
+        .expect("a notification in time")
+        .expect("receive");
+    String::from_utf8_lossy(&buffer[..n]).into_owned()
+}
