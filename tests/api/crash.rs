@@ -2,69 +2,13 @@
 //! nothing is taken twice.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use qrpayd::dbus::client::{Client, Request};
-use qrpayd::dbus::{BusAddress, PrivateBus};
+use qrpayd::dbus::PrivateBus;
+use qrpayd::dbus::client::Request;
 use qrpayd::store::{Store, StoreError};
 
 use crate::harness::*;
-
-/// A daemon process on a private bus, paying each invoice `auto_pay_ms` after creating it.
-struct Process {
-    config: std::path::PathBuf,
-    child: Option<Child>,
-}
-
-impl Process {
-    fn start(config: &Path) -> Process {
-        let mut process = Process {
-            config: config.to_owned(),
-            child: None,
-        };
-        process.spawn();
-        process
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_qrpayd"))
-            .arg("run")
-            .arg("--config")
-            .arg(&self.config)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn qrpayd");
-        self.child = Some(child);
-    }
-
-    /// SIGKILL: no shutdown code runs.
-    fn kill_9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill -9");
-            child.wait().expect("reap");
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill_9();
-    }
-}
-
-async fn ready_client(bus: &PrivateBus) -> Client {
-    let client = Client::connect(&BusAddress::parse(bus.address()))
-        .await
-        .expect("connect");
-    client
-        .wait_for_daemon(EVENT_TIMEOUT)
-        .await
-        .expect("daemon ready");
-    client
-}
 
 fn write_config(dir: &Path, bus: &PrivateBus, simulator_extra: &str) -> std::path::PathBuf {
     let path = dir.join("qrpayd.toml");
@@ -121,7 +65,7 @@ async fn a_live_attempt_survives_kill_9_and_settles_once() {
     let dir = tempfile::tempdir().expect("dir");
     let bus = PrivateBus::start(dir.path()).expect("bus");
     let config = write_config(dir.path(), &bus, "");
-    let mut daemon = Process::start(&config);
+    let mut daemon = Process::start(&config, None);
     let client = ready_client(&bus).await;
     let reply = client
         .checkout(&order("crash-1", "4200"))
@@ -158,7 +102,7 @@ async fn kill_9_at_any_moment_loses_nothing_and_duplicates_nothing() {
     // The simulated customer pays 300 ms after each invoice is made, whether or not the
     // daemon is running at that moment.
     let config = write_config(dir.path(), &bus, "auto_pay_after_ms = 300");
-    let mut daemon = Process::start(&config);
+    let mut daemon = Process::start(&config, None);
     let delays_ms = [0u64, 1, 3, 7, 15, 30, 60, 120, 250, 400];
     for (i, delay) in delays_ms.iter().enumerate() {
         let source_id = format!("kill-{i}");

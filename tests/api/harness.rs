@@ -1,7 +1,7 @@
 //! Shared test plumbing: a private bus per test, a daemon on it with a real SQLite file in a
 //! temporary directory, and a client speaking D-Bus like a till.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
@@ -148,4 +148,80 @@ pub async fn wait_attempt(
 /// The remote error's short name.
 pub fn error_name(error: &qrpayd::dbus::client::ClientError) -> &str {
     error.short_name().unwrap_or("<not a qrpayd error>")
+}
+
+/// A real `qrpayd run` process, for the tests that `kill -9` it. With a log file it logs at
+/// debug level into it (appending across restarts); without one it logs warnings to nowhere.
+pub struct Process {
+    config: PathBuf,
+    log: Option<PathBuf>,
+    child: Option<std::process::Child>,
+}
+
+impl Process {
+    pub fn start(config: &Path, log: Option<&Path>) -> Process {
+        let mut process = Process {
+            config: config.to_owned(),
+            log: log.map(Path::to_owned),
+            child: None,
+        };
+        process.spawn();
+        process
+    }
+
+    pub fn spawn(&mut self) {
+        use std::process::Stdio;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_qrpayd"));
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null());
+        match &self.log {
+            Some(path) => {
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("log file");
+                command
+                    .env("RUST_LOG", "debug")
+                    .stdout(log.try_clone().expect("log"))
+                    .stderr(log);
+            }
+            None => {
+                command
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+            }
+        }
+        self.child = Some(command.spawn().expect("spawn qrpayd"));
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9");
+            child.wait().expect("reap");
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// A client on `bus`, once the daemon owns its name.
+pub async fn ready_client(bus: &PrivateBus) -> Client {
+    let client = Client::connect(&BusAddress::parse(bus.address()))
+        .await
+        .expect("connect");
+    client
+        .wait_for_daemon(EVENT_TIMEOUT)
+        .await
+        .expect("daemon ready");
+    client
 }

@@ -3,7 +3,6 @@
 //! provider for what the till cannot reach (duplicate numbers, listings, look-ups).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -59,16 +58,16 @@ fn inline_secret() -> String {
 }
 
 /// A daemon with the QPay provider on a private bus, and the mock it talks to.
-struct QpayHarness {
+pub(crate) struct QpayHarness {
     _dir: tempfile::TempDir,
     _bus: PrivateBus,
     _daemon: Daemon,
-    client: Client,
-    mock: MockQpay,
+    pub(crate) client: Client,
+    pub(crate) mock: MockQpay,
 }
 
 impl QpayHarness {
-    async fn start() -> QpayHarness {
+    pub(crate) async fn start() -> QpayHarness {
         let mock = MockQpay::start().await;
         QpayHarness::start_with(mock).await
     }
@@ -98,7 +97,7 @@ impl QpayHarness {
     }
 
     /// The mock's invoice behind a Checkout reply.
-    fn invoice_of(&self, reply: &Value) -> MockInvoice {
+    pub(crate) fn invoice_of(&self, reply: &Value) -> MockInvoice {
         invoice_by_qr(&self.mock, s(reply, "qr_text"))
     }
 }
@@ -929,69 +928,7 @@ async fn look_ups_and_the_days_listing_for_this_terminal() {
     assert_eq!(mock.count(Route::Token), 2, "one token per provider");
 }
 
-// A real daemon process.
-
-struct Process {
-    config: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Process {
-    fn start(config: &Path, log: &Path) -> Process {
-        let mut process = Process {
-            config: config.to_owned(),
-            log: log.to_owned(),
-            child: None,
-        };
-        process.spawn();
-        process
-    }
-
-    /// Starts `qrpayd run`, its log (at debug) appended to the log file.
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_qrpayd"))
-            .arg("run")
-            .arg("--config")
-            .arg(&self.config)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn qrpayd");
-        self.child = Some(child);
-    }
-
-    fn kill_9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill -9");
-            child.wait().expect("reap");
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill_9();
-    }
-}
-
-async fn ready_client(bus: &PrivateBus) -> Client {
-    let client = Client::connect(&BusAddress::parse(bus.address()))
-        .await
-        .expect("connect");
-    client
-        .wait_for_daemon(EVENT_TIMEOUT)
-        .await
-        .expect("daemon ready");
-    client
-}
+// A real daemon process (`harness::Process`).
 
 /// A daemon process on a private bus with its secret in a file, and its paths.
 struct ProcessSetup {
@@ -1032,7 +969,7 @@ fn process_setup(mock: &MockQpay) -> ProcessSetup {
 async fn kill_9_between_the_invoice_and_the_first_check_settles_once() {
     let mock = MockQpay::start().await;
     let setup = process_setup(&mock);
-    let mut daemon = Process::start(&setup.config, &setup.log);
+    let mut daemon = Process::start(&setup.config, Some(&setup.log));
     let client = ready_client(&setup.bus).await;
     mock.fail_next(Route::Check, 1, Failure::Hold);
     let reply = client
@@ -1082,7 +1019,7 @@ async fn kill_9_between_the_invoice_and_the_first_check_settles_once() {
 async fn no_secret_reaches_the_log_or_the_database() {
     let mock = MockQpay::start().await;
     let setup = process_setup(&mock);
-    let mut daemon = Process::start(&setup.config, &setup.log);
+    let mut daemon = Process::start(&setup.config, Some(&setup.log));
     let client = ready_client(&setup.bus).await;
     let mut signals = client.watch().await.expect("watch");
     let reply = client

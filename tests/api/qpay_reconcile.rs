@@ -4,57 +4,17 @@
 //! QPay's day is Mongolia's (UTC+8), so every date asked for here is the Mongolian date of the
 //! payment, computed from the payment's time exactly as the provider's listing reads it.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use qrpayd::config::Config;
-use qrpayd::daemon::Daemon;
-use qrpayd::dbus::client::{Arg, Client, Request};
-use qrpayd::dbus::{BusAddress, PrivateBus};
+use qrpayd::dbus::client::{Arg, Request};
 use serde_json::Value;
 
 use crate::harness::*;
 use crate::mock_qpay::*;
+use crate::qpay::QpayHarness;
 
-/// A daemon with only the QPay provider, on a private bus, and the mock it talks to.
-struct QpayHarness {
-    _dir: tempfile::TempDir,
-    _bus: PrivateBus,
-    _daemon: Daemon,
-    client: Client,
-    mock: MockQpay,
-}
-
+/// What reconciliation tests ask of the QPay harness of `qpay.rs`.
 impl QpayHarness {
-    async fn start() -> QpayHarness {
-        let mock = MockQpay::start().await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let bus = PrivateBus::start(dir.path()).expect("private bus");
-        let text = config_text(&dir.path().join("state"), bus.address(), &mock.base_url);
-        let config = Config::parse(&text, &dir.path().join("qrpayd.toml")).expect("config");
-        let daemon = Daemon::start(&config).await.expect("daemon starts");
-        let client = Client::connect(&BusAddress::parse(bus.address()))
-            .await
-            .expect("client connects");
-        QpayHarness {
-            _dir: dir,
-            _bus: bus,
-            _daemon: daemon,
-            client,
-            mock,
-        }
-    }
-
-    /// The mock's invoice behind a Checkout reply.
-    fn invoice_of(&self, reply: &Value) -> MockInvoice {
-        let qr_text = s(reply, "qr_text");
-        self.mock
-            .invoices()
-            .into_iter()
-            .find(|i| i.qr_text == qr_text)
-            .expect("the mock made the invoice on screen")
-    }
-
     /// The mock's payment `payment_id`.
     fn payment(&self, payment_id: &str) -> MockPayment {
         self.mock
@@ -74,39 +34,6 @@ impl QpayHarness {
         let rows = self.client.reconcile(&request).await.expect("reconcile");
         rows.as_array().expect("rows").clone()
     }
-}
-
-/// The config of a daemon whose only provider is QPay at `base_url`. The display's offset is
-/// UTC, as on a terminal whose clock is kept in UTC: QPay's days stay Mongolia's regardless.
-fn config_text(state_dir: &Path, bus: &str, base_url: &str) -> String {
-    format!(
-        r#"
-[daemon]
-bus = "{bus}"
-state_dir = "{state}"
-terminal_id = "TEST-01"
-default_currency = "MNT"
-default_provider = "qpay"
-max_amount = "10000000"
-payment_timeout_ms = 60000
-
-[display]
-png_path = "{png}"
-width = 480
-height = 272
-utc_offset = "+00:00"
-
-[providers.qpay]
-base_url = "{base_url}"
-client_id = "{CLIENT_ID}"
-client_secret = "{CLIENT_SECRET}"
-invoice_code = "{INVOICE_CODE}"
-poll_interval_ms = 1000
-request_timeout_ms = 2000
-"#,
-        state = state_dir.display(),
-        png = state_dir.join("display.png").display(),
-    )
 }
 
 /// QPay's day of a moment: its date in Mongolia (UTC+8), `YYYY-MM-DD`.
