@@ -122,21 +122,24 @@ where
     }
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Takes SIGTERM and SIGINT over at once (so one that arrives while the daemon starts, or
+/// right after it said READY=1, still stops it cleanly), and completes when one arrives.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let terminate = signal(SignalKind::terminate());
     let interrupt = signal(SignalKind::interrupt());
-    match (terminate, interrupt) {
-        (Ok(mut terminate), Ok(mut interrupt)) => {
-            tokio::select! {
-                _ = terminate.recv() => tracing::info!("SIGTERM received"),
-                _ = interrupt.recv() => tracing::info!("SIGINT received"),
+    async move {
+        match (terminate, interrupt) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                    _ = interrupt.recv() => tracing::info!("SIGINT received"),
+                }
             }
-        }
-        _ => {
-            tracing::error!("cannot listen for signals; stopping only when killed");
-            std::future::pending::<()>().await;
+            _ => {
+                tracing::error!("cannot listen for signals; stopping only when killed");
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
