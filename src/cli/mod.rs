@@ -2,6 +2,7 @@
 //! line). Both are thin: the daemon is `daemon`, and `qrpayctl` speaks only through
 //! `dbus::client`, like any till.
 
+pub mod assets;
 pub mod ctl;
 pub mod daemon;
 pub mod demo;

@@ -1,0 +1,160 @@
+//! The files the Debian package ships that come from the clap definitions: man pages and shell
+//! completions for `qrpayd` and `qrpayctl`. `qrpayd generate-assets DIR` writes them (the
+//! packaging script runs it before cargo-deb), so they always match the binaries they describe.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+use super::ctl::CtlArgs;
+use super::daemon::DaemonArgs;
+
+/// Extra man-page text for `qrpayd(8)`, in roff.
+const QRPAYD_EXTRA: &str = r#".SH FILES
+.TP
+\fI/etc/qrpayd/qrpayd.toml\fR
+The configuration (\fBqrpayd check\-config\fR checks it).
+.TP
+\fI/etc/qrpayd/credentials/\fR
+Provider secrets, one file each, loaded by systemd's \fBLoadCredential=\fR.
+.TP
+\fI/var/lib/qrpayd/\fR
+The SQLite queue of transactions and their outbox.
+.TP
+\fI/run/qrpayd/display.png\fR
+The customer display frame.
+.SH SEE ALSO
+\fBqrpayctl\fR(1), \fBsystemctl\fR(1), \fBjournalctl\fR(1)
+"#;
+
+/// Extra man-page text for `qrpayctl(1)`, in roff.
+const QRPAYCTL_EXTRA: &str = r#".SH EXIT STATUS
+.TP
+0
+Success.
+.TP
+2
+Usage error.
+.TP
+3
+The daemon refused the request (a D\-Bus error reply).
+.TP
+4
+The provider failed (unavailable, refused, not configured).
+.TP
+5
+The bus or the daemon cannot be reached.
+.SH SEE ALSO
+\fBqrpayd\fR(8)
+"#;
+
+/// Writes `man/` (one page per command and subcommand) and `completions/` (bash, zsh, fish)
+/// under `out`, and returns the files written.
+pub fn generate(out: &Path) -> io::Result<Vec<PathBuf>> {
+    let man = out.join("man");
+    let completions = out.join("completions");
+    fs::create_dir_all(&man)?;
+    fs::create_dir_all(&completions)?;
+
+    let mut written = Vec::new();
+    write_man_pages(DaemonArgs::command(), "8", QRPAYD_EXTRA, &man, &mut written)?;
+    write_man_pages(CtlArgs::command(), "1", QRPAYCTL_EXTRA, &man, &mut written)?;
+    for (mut command, name) in [
+        (DaemonArgs::command(), "qrpayd"),
+        (CtlArgs::command(), "qrpayctl"),
+    ] {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            written.push(clap_complete::generate_to(
+                shell,
+                &mut command,
+                name,
+                &completions,
+            )?);
+        }
+    }
+    Ok(written)
+}
+
+/// Writes the page of `command` and of each visible subcommand (`qrpayctl-pay.1`, …), with
+/// `extra` roff appended to the top page.
+fn write_man_pages(
+    command: clap::Command,
+    section: &str,
+    extra: &str,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> io::Result<()> {
+    let mut command = command.disable_help_subcommand(true);
+    command.build();
+    for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+        let page = clap_mangen::Man::new(sub.clone())
+            .section(section)
+            .manual("qrpayd");
+        written.push(page.generate_to(dir)?);
+    }
+    let page = clap_mangen::Man::new(command)
+        .section(section)
+        .manual("qrpayd");
+    let path = dir.join(page.get_filename());
+    let mut file = fs::File::create(&path)?;
+    page.render(&mut file)?;
+    file.write_all(extra.as_bytes())?;
+    file.flush()?;
+    written.push(path);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_man_pages_and_completions_for_both_commands() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let written = generate(dir.path()).expect("generate");
+        let names: Vec<String> = written
+            .iter()
+            .map(|path| {
+                path.strip_prefix(dir.path())
+                    .expect("inside")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        for expected in [
+            "man/qrpayd.8",
+            "man/qrpayd-run.8",
+            "man/qrpayctl.1",
+            "man/qrpayctl-pay.1",
+            "man/qrpayctl-simulate.1",
+            "completions/qrpayd.bash",
+            "completions/_qrpayctl",
+            "completions/qrpayctl.fish",
+        ] {
+            assert!(
+                names.iter().any(|name| name == expected),
+                "{expected} in {names:?}"
+            );
+        }
+        // The hidden generator itself is no part of the documented interface.
+        assert!(
+            !names.iter().any(|name| name.contains("generate")),
+            "{names:?}"
+        );
+
+        let page = fs::read_to_string(dir.path().join("man/qrpayctl.1")).expect("page");
+        assert!(
+            page.starts_with(".ie"),
+            "roff: {}",
+            &page[..40.min(page.len())]
+        );
+        assert!(page.contains(".TH qrpayctl 1"), "{page}");
+        assert!(page.contains("Take a payment"), "subcommands listed");
+        assert!(page.contains(".SH EXIT STATUS"), "{page}");
+        let bash = fs::read_to_string(dir.path().join("completions/qrpayctl.bash")).expect("bash");
+        assert!(bash.contains("refund"), "subcommands completed");
+    }
+}
