@@ -449,6 +449,16 @@ pub fn read_secret(
         (None, Some(file)) => {
             let resolved = match std::env::var_os("CREDENTIALS_DIRECTORY") {
                 Some(dir) if file.is_relative() => PathBuf::from(dir).join(file),
+                None if file.is_relative() => {
+                    return Err(ConfigError::Secret {
+                        key: key.to_owned(),
+                        file: file.to_owned(),
+                        detail: "a relative name is a systemd credential, and \
+                                 $CREDENTIALS_DIRECTORY is not set: check the config as the \
+                                 service does (systemctl restart qrpayd), or give an absolute path"
+                            .to_owned(),
+                    });
+                }
                 _ => file.to_owned(),
             };
             let text = std::fs::read_to_string(&resolved).map_err(|e| ConfigError::Secret {
@@ -758,6 +768,12 @@ invoice_code = "SHOP_INVOICE"
         unsafe { std::env::remove_var("CREDENTIALS_DIRECTORY") };
         assert_eq!(relative.expose_secret(), "s3cr3t-value");
 
+        let outside_systemd = read_secret("client_secret", None, Some(Path::new("qpay_secret")))
+            .expect_err("relative without $CREDENTIALS_DIRECTORY");
+        assert!(
+            outside_systemd.to_string().contains("$CREDENTIALS_DIRECTORY is not set"),
+            "{outside_systemd}"
+        );
         let missing = read_secret("client_secret", None, Some(&dir.path().join("nope")))
             .expect_err("missing file");
         assert!(missing.to_string().contains("client_secret"));
