@@ -10,5 +10,6 @@ pub mod display;
 pub mod domain;
 pub mod emv;
 pub mod engine;
+pub mod logging;
 pub mod providers;
 pub mod store;

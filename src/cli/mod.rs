@@ -8,12 +8,8 @@ pub mod daemon;
 pub mod demo;
 pub mod qr;
 
-/// Logs to stderr at `default_level`, or as `RUST_LOG` says.
+/// Sets up logging at `default_level`, or as `RUST_LOG` says: to the journal under systemd,
+/// to stderr otherwise (see [`crate::logging`]).
 pub fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init(default_level);
 }

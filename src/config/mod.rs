@@ -771,7 +771,9 @@ invoice_code = "SHOP_INVOICE"
         let outside_systemd = read_secret("client_secret", None, Some(Path::new("qpay_secret")))
             .expect_err("relative without $CREDENTIALS_DIRECTORY");
         assert!(
-            outside_systemd.to_string().contains("$CREDENTIALS_DIRECTORY is not set"),
+            outside_systemd
+                .to_string()
+                .contains("$CREDENTIALS_DIRECTORY is not set"),
             "{outside_systemd}"
         );
         let missing = read_secret("client_secret", None, Some(&dir.path().join("nope")))

@@ -10,6 +10,7 @@
 //! - A cash confirmation records `tendered` and answers the `change`.
 
 use rust_decimal::Decimal;
+use tracing::Instrument;
 
 use super::checkout::{load_pair_in, new_attempt};
 use super::error::amount_error;
@@ -24,6 +25,7 @@ use crate::domain::{
     Transaction, TransactionFilter, TransactionStatus, check_text, format_amount,
     format_for_display, parse_amount, status_for_money,
 };
+use crate::logging;
 use crate::providers::{CancelOutcome, ProviderError, ProviderPayment};
 use crate::store::Tx;
 
@@ -187,7 +189,11 @@ impl Engine {
             .await?;
         let handle = self.handle(&cancel.id);
         let _guard = handle.lock.lock().await;
-        let result = self.finish_cancel(attempt_id, &cancel.id, reason).await;
+        let span = logging::attempt_span(&cancel.transaction_id, &cancel.id, &cancel.provider);
+        let result = self
+            .finish_cancel(attempt_id, &cancel.id, reason)
+            .instrument(span)
+            .await;
         drop(_guard);
         self.release(&cancel.id);
         result
@@ -382,7 +388,8 @@ impl Engine {
             .await?;
         let handle = self.handle(&refund.id);
         let guard = handle.lock.lock().await;
-        let result = self.send_refund(&refund.id).await;
+        let span = logging::attempt_span(&refund.transaction_id, &refund.id, &refund.provider);
+        let result = self.send_refund(&refund.id).instrument(span).await;
         drop(guard);
         let refund = match result {
             Ok(refund) => refund,

@@ -13,6 +13,7 @@
 //! again without the details (a repeated Checkout must bring them again).
 
 use rust_decimal::Decimal;
+use tracing::Instrument;
 
 use super::error::amount_error;
 use super::{
@@ -24,6 +25,7 @@ use crate::domain::{
     Attempt, AttemptStatus, AttemptType, Currency, Failure, Item, Source, Timestamp, Transaction,
     TransactionStatus, check_text, format_for_display, parse_amount, parse_decimal,
 };
+use crate::logging;
 use crate::providers::{CreateRequest, Invoice, Provider, ProviderError};
 use crate::store::Tx;
 
@@ -84,7 +86,15 @@ impl Engine {
                     break (transaction, attempt);
                 }
                 Decision::Send(_, attempt) => {
-                    let attempt = self.send_attempt(&attempt.id, instrument.as_ref()).await?;
+                    let span = logging::attempt_span(
+                        &attempt.transaction_id,
+                        &attempt.id,
+                        &attempt.provider,
+                    );
+                    let attempt = self
+                        .send_attempt(&attempt.id, instrument.as_ref())
+                        .instrument(span)
+                        .await?;
                     if attempt.status.is_open() || attempt.status == AttemptStatus::Success {
                         let transaction = self.load_transaction(&attempt.transaction_id).await?;
                         break (transaction, attempt);
@@ -243,6 +253,8 @@ impl Engine {
     /// An `ATM` attempt is created only with the `instrument` its Checkout brought; without
     /// one (a repeated Checkout that did not bring the details again) nothing is sent, the
     /// supervisor resolves the attempt by looking it up, and the till is told to bring them.
+    ///
+    /// Runs in the attempt's span ([`logging::attempt_span`]), which names it in every line.
     pub(super) async fn send_attempt(
         &self,
         attempt_id: &str,
@@ -286,8 +298,6 @@ impl Engine {
             }
             Err(error) => {
                 tracing::warn!(
-                    attempt_id = %attempt.id,
-                    provider = %attempt.provider,
                     %error,
                     "invoice creation failed; the attempt stays 100_NEW until its outcome is known"
                 );
@@ -314,9 +324,6 @@ impl Engine {
             });
         }
         tracing::info!(
-            attempt_id = %attempt.id,
-            transaction_id = %attempt.transaction_id,
-            provider = %attempt.provider,
             invoice_id = attempt.invoice_id.as_deref().unwrap_or(""),
             "invoice created"
         );

@@ -208,7 +208,7 @@ impl Engine {
         F: FnOnce(&Tx<'_>, &mut Changes) -> Result<T, EngineError> + Send + 'static,
     {
         let store = self.inner.store.clone();
-        let (value, changes) = tokio::task::spawn_blocking(move || {
+        let (value, changes) = crate::logging::spawn_blocking(move || {
             store.write(|tx| {
                 let mut changes = Changes::default();
                 let value = f(tx, &mut changes)?;
@@ -230,7 +230,7 @@ impl Engine {
         F: FnOnce(&Tx<'_>) -> Result<T, EngineError> + Send + 'static,
     {
         let store = self.inner.store.clone();
-        tokio::task::spawn_blocking(move || store.read(f))
+        crate::logging::spawn_blocking(move || store.read(f))
             .await
             .map_err(|e| EngineError::Internal(format!("a database task failed: {e}")))?
     }

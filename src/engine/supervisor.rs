@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use rust_decimal::Decimal;
+use tracing::Instrument;
 
 use super::checkout::{create_request, load_pair_in, lookup_created};
 use super::{Changes, Engine, EngineError};
@@ -19,6 +20,7 @@ use crate::domain::{
     Attempt, AttemptStatus, AttemptType, Failure, OutboxKind, PaymentResult, Timestamp,
     Transaction, TransactionStatus, format_amount, status_for_money,
 };
+use crate::logging;
 use crate::providers::{CancelOutcome, CheckResult, InvoiceState, ProviderError};
 use crate::store::Tx;
 
@@ -47,7 +49,8 @@ impl Engine {
         let engine = self.clone();
         let attempt_id = attempt_id.to_owned();
         let handle = self.handle(&attempt_id);
-        tokio::spawn(async move {
+        let (loader, id) = (self.clone(), attempt_id.clone());
+        let task = async move {
             let mut failures: u32 = 0;
             loop {
                 let step = engine.step(&attempt_id).await;
@@ -61,7 +64,6 @@ impl Engine {
                         failures = failures.saturating_add(1);
                         let wait = engine.backoff(&attempt_id, failures, &error).await;
                         tracing::warn!(
-                            attempt_id = %attempt_id,
                             %error,
                             retry_in_ms = wait.as_millis() as u64,
                             "attempt step failed; will retry"
@@ -81,7 +83,23 @@ impl Engine {
             }
             drop(handle);
             engine.release(&attempt_id);
+        };
+        // Every line the supervisor logs, its provider's included, names the attempt.
+        tokio::spawn(async move {
+            let span = loader.supervisor_span(&id).await;
+            task.instrument(span).await;
         });
+    }
+
+    /// The span of an attempt's supervisor ([`logging::attempt_span`]); only the attempt's id
+    /// when the attempt cannot be read now (its first step then fails on the same read).
+    async fn supervisor_span(&self, attempt_id: &str) -> tracing::Span {
+        match self.load_pair(attempt_id).await {
+            Ok((_, attempt)) => {
+                logging::attempt_span(&attempt.transaction_id, &attempt.id, &attempt.provider)
+            }
+            Err(_) => tracing::error_span!(parent: None, "attempt", attempt_id = %attempt_id),
+        }
     }
 
     /// How long to wait after `failures` failed steps: the poll interval doubled per failure,
@@ -182,7 +200,8 @@ impl Engine {
         }
     }
 
-    /// Asks the provider where the attempt's invoice stands and applies the answer.
+    /// Asks the provider where the attempt's invoice stands and applies the answer (for the
+    /// till's `Verify` and for reconciliation, in the attempt's span).
     pub(super) async fn check_now(
         &self,
         attempt: &Attempt,
@@ -194,9 +213,14 @@ impl Engine {
                 attempt.code
             ))
         })?;
-        let check = provider.check(&invoice_id).await?;
-        let updated = self.apply_check(&attempt.id, check.clone()).await?;
-        Ok((updated, check))
+        let span = logging::attempt_span(&attempt.transaction_id, &attempt.id, &attempt.provider);
+        async {
+            let check = provider.check(&invoice_id).await?;
+            let updated = self.apply_check(&attempt.id, check.clone()).await?;
+            Ok((updated, check))
+        }
+        .instrument(span)
+        .await
     }
 
     /// At expiry: one final check (a late payment is never lost), then `501_EXPIRED` (or a
@@ -211,7 +235,6 @@ impl Engine {
                 }
             }
             Err(error) => tracing::warn!(
-                attempt_id = %attempt.id,
                 %error,
                 "final check at expiry failed; expiring now and checking again when closing"
             ),

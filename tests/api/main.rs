@@ -14,6 +14,7 @@
 //! - `appotapay_ipn`: the local IPN listener, signed and forged notifications.
 //! - `vietqr`: the local VietQR provider, confirmed by the cashier.
 //! - `reconcile`: the provider's payments of a day beside the local records.
+//! - `logging`: the journal fields that name a payment, and no secret in any log line.
 
 mod appotapay;
 mod appotapay_ipn;
@@ -22,6 +23,7 @@ mod cancel_refund_cash;
 mod crash;
 mod harness;
 mod introspection;
+mod logging;
 /// The mock AppotaPay, shared with the provider-level tests in `tests/appotapay.rs` (it allows
 /// the dead code of the parts each binary leaves unused).
 #[path = "../support/mock_appotapay.rs"]

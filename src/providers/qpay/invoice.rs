@@ -13,6 +13,7 @@ use reqwest::Method;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::client::{CallError, Refusal};
 use super::model::{InvoiceCreated, InvoiceLine, InvoiceRequest, WireDecimal};
@@ -187,11 +188,13 @@ impl Inner {
                     in_flight.insert(key.clone(), receiver.clone());
                     let inner = self.clone();
                     let attempt_id = attempt_id.to_owned();
-                    tokio::spawn(async move {
+                    // In the caller's span, so its lines name the attempt.
+                    let post = async move {
                         let outcome = inner.post_invoice(&wire, &attempt_id).await;
                         let _ = sender.send(Some(outcome));
                         lock(&inner.in_flight).remove(&wire.sender_invoice_no);
-                    });
+                    };
+                    tokio::spawn(post.in_current_span());
                     receiver
                 }
             }
