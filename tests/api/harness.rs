@@ -22,8 +22,12 @@ pub struct Harness {
     pub client: Client,
 }
 
-/// The config text every test starts from; `extra` is appended to `[providers.simulator]`.
-pub fn config_text(state_dir: &Path, bus: &str, simulator_extra: &str) -> String {
+/// The `[daemon]` and `[display]` sections of every test daemon: the database and the frame
+/// under `state_dir`, MNT, and `default_provider` when there is more than one.
+pub fn daemon_sections(state_dir: &Path, bus: &str, default_provider: Option<&str>) -> String {
+    let default_provider = default_provider
+        .map(|name| format!("default_provider = \"{name}\"\n"))
+        .unwrap_or_default();
     format!(
         r#"
 [daemon]
@@ -31,21 +35,24 @@ bus = "{bus}"
 state_dir = "{state}"
 terminal_id = "TEST-01"
 default_currency = "MNT"
-default_provider = "simulator"
-max_amount = "10000000"
+{default_provider}max_amount = "10000000"
 payment_timeout_ms = 60000
 
 [display]
 png_path = "{png}"
 width = 480
 height = 272
-
-[providers.simulator]
-poll_interval_ms = 200
-{simulator_extra}
 "#,
         state = state_dir.display(),
         png = state_dir.join("display.png").display(),
+    )
+}
+
+/// The config text every test starts from; `extra` is appended to `[providers.simulator]`.
+pub fn config_text(state_dir: &Path, bus: &str, simulator_extra: &str) -> String {
+    format!(
+        "{}\n[providers.simulator]\npoll_interval_ms = 200\n{simulator_extra}\n",
+        daemon_sections(state_dir, bus, Some("simulator"))
     )
 }
 

@@ -28,9 +28,8 @@ use crate::mock_appotapay::{
     self, API_KEY, GOOD_JWT_HEADER, MockAppotapay, MockStatus, PARTNER_CODE, Route as ApRoute,
     SECRET_KEY, TERMINAL_ID,
 };
-use crate::mock_qpay::{
-    ACCESS_PREFIX, CLIENT_ID, CLIENT_SECRET, INVOICE_CODE, MockQpay, REFRESH_PREFIX, Route,
-};
+use crate::mock_qpay::{ACCESS_PREFIX, CLIENT_ID, CLIENT_SECRET, MockQpay, REFRESH_PREFIX, Route};
+use crate::qpay::{inline_secret, qpay_section};
 
 // The journal entries of a payment.
 
@@ -199,31 +198,10 @@ fn config_text(
     ipn_port: u16,
 ) -> String {
     let state = dir.join("state");
+    let qpay = qpay_section(&qpay.base_url, &inline_secret());
+    let sections = daemon_sections(&state, bus, Some("qpay"));
     format!(
-        r#"
-[daemon]
-bus = "{bus}"
-state_dir = "{state}"
-terminal_id = "TEST-01"
-default_currency = "MNT"
-default_provider = "qpay"
-max_amount = "10000000"
-payment_timeout_ms = 60000
-
-[display]
-png_path = "{png}"
-width = 480
-height = 272
-
-[providers.qpay]
-base_url = "{qpay_url}"
-client_id = "{CLIENT_ID}"
-client_secret = "{CLIENT_SECRET}"
-invoice_code = "{INVOICE_CODE}"
-callback_url = "https://shop.example.mn/qpay/callback"
-poll_interval_ms = 1000
-request_timeout_ms = 2000
-
+        r#"{sections}{qpay}
 [providers.appotapay]
 base_url = "{appotapay_url}"
 partner_code = "{PARTNER_CODE}"
@@ -236,9 +214,6 @@ card_redirect_url = "https://pos.example.vn/appotapay/done"
 ipn_listener = true
 ipn_listen_address = "127.0.0.1:{ipn_port}"
 "#,
-        state = state.display(),
-        png = state.join("display.png").display(),
-        qpay_url = qpay.base_url,
         appotapay_url = appotapay.base_url,
     )
 }

@@ -24,21 +24,14 @@ use crate::mock_qpay::*;
 
 /// The config of a daemon with only the QPay provider, pointed at `base_url`.
 fn qpay_config_text(state_dir: &Path, bus: &str, base_url: &str, secret_line: &str) -> String {
+    daemon_sections(state_dir, bus, None) + &qpay_section(base_url, secret_line)
+}
+
+/// The `[providers.qpay]` section for the mock at `base_url`, with `secret_line` giving the
+/// client secret.
+pub(crate) fn qpay_section(base_url: &str, secret_line: &str) -> String {
     format!(
         r#"
-[daemon]
-bus = "{bus}"
-state_dir = "{state}"
-terminal_id = "TEST-01"
-default_currency = "MNT"
-max_amount = "10000000"
-payment_timeout_ms = 60000
-
-[display]
-png_path = "{png}"
-width = 480
-height = 272
-
 [providers.qpay]
 base_url = "{base_url}"
 client_id = "{CLIENT_ID}"
@@ -47,13 +40,11 @@ invoice_code = "{INVOICE_CODE}"
 callback_url = "https://shop.example.mn/qpay/callback"
 poll_interval_ms = 1000
 request_timeout_ms = 2000
-"#,
-        state = state_dir.display(),
-        png = state_dir.join("display.png").display(),
+"#
     )
 }
 
-fn inline_secret() -> String {
+pub(crate) fn inline_secret() -> String {
     format!("client_secret = \"{CLIENT_SECRET}\"")
 }
 
