@@ -19,7 +19,8 @@ const QRPAYD_EXTRA: &str = r#".SH FILES
 The configuration (\fBqrpayd check\-config\fR checks it).
 .TP
 \fI/etc/qrpayd/credentials/\fR
-Provider secrets, one file each, loaded by systemd's \fBLoadCredential=\fR.
+Provider secrets, one file each, loaded by systemd's \fBLoadCredential=\fR; the file
+\fIqpay_client_secret\fR is the credential \fIqrpayd_qpay_client_secret\fR, named so in the config.
 .TP
 \fI/var/lib/qrpayd/\fR
 The SQLite queue of transactions and their outbox.

@@ -65,18 +65,21 @@ pub async fn serve(engine: &Engine, bus: &BusAddress) -> Result<Service, ServeEr
             simulator::SimulatorControl::new(engine.clone()),
         );
     }
-    let connection =
-        builder
-            .name(names::BUS_NAME)
-            .build()
-            .await
-            .map_err(|source| match source {
-                zbus::Error::NameTaken => ServeError::NameTaken {
-                    name: names::BUS_NAME,
-                    bus: bus.to_string(),
-                },
-                source => connect_error(source),
-            })?;
+    let connection = builder
+        .name(names::BUS_NAME)
+        // zbus asks with ALLOW_REPLACEMENT | REPLACE_EXISTING by default: a second qrpayd
+        // would then take the name and the first, not queued, would serve nobody.
+        .allow_name_replacements(false)
+        .replace_existing_names(false)
+        .build()
+        .await
+        .map_err(|source| match source {
+            zbus::Error::NameTaken => ServeError::NameTaken {
+                name: names::BUS_NAME,
+                bus: bus.to_string(),
+            },
+            source => connect_error(source),
+        })?;
     let terminal = connection
         .object_server()
         .interface::<_, Terminal>(names::OBJECT_PATH)

@@ -312,3 +312,26 @@ async fn list_and_count_filter_transactions() {
         .collect();
     assert_eq!(numbers, ["TXN000004", "TXN000003"]);
 }
+
+/// A second daemon on the same bus neither takes the name nor starts: the first keeps
+/// serving the till.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_cannot_take_the_name() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = config_text(&dir.path().join("state"), h.bus.address(), "");
+    let config =
+        qrpayd::config::Config::parse(&text, &dir.path().join("qrpayd.toml")).expect("config");
+    let error = match qrpayd::daemon::Daemon::start(&config).await {
+        Ok(_) => panic!("a second daemon started on a name already owned"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("already owned"), "{error}");
+
+    let reply = h
+        .client
+        .checkout(&order("after-the-second", "100"))
+        .await
+        .expect("the first daemon still serves");
+    assert_eq!(s(&reply, "transaction_number"), "TXN000001");
+}
