@@ -1,5 +1,5 @@
 //! The files the Debian package ships that come from the clap definitions: man pages and shell
-//! completions for `qrpayd` and `qrpayctl`. `qrpayd generate-assets DIR` writes them (the
+//! completions for `qrpayd` and `qrpayctl`. `qrpayctl generate-assets DIR` writes them (the
 //! packaging script runs it before cargo-deb), so they always match the binaries they describe.
 
 use std::fs;

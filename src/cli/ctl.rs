@@ -67,6 +67,11 @@ pub enum CtlCommand {
     /// Decode or build EMVCo / VietQR payloads (offline: no bus needed).
     #[command(subcommand)]
     Qr(super::qr::QrCommand),
+    /// Write the man pages and shell completions of qrpayd and qrpayctl under DIR (packaging).
+    /// Here rather than in qrpayd, so that the daemon's binary, resident all day, does not
+    /// carry the generators.
+    #[command(hide = true)]
+    GenerateAssets { dir: std::path::PathBuf },
 }
 
 #[derive(Debug, Args)]
@@ -200,9 +205,11 @@ pub enum SimulateCommand {
 pub fn main() -> ExitCode {
     let args = CtlArgs::parse();
     super::init_logging("warn");
-    if let CtlCommand::Qr(command) = args.command {
-        return ExitCode::from(super::qr::run(command, args.json));
-    }
+    let args = match args.command {
+        CtlCommand::Qr(command) => return ExitCode::from(super::qr::run(command, args.json)),
+        CtlCommand::GenerateAssets { dir } => return generate_assets(&dir),
+        _ => args,
+    };
     super::daemon::runtime_then(|| async move {
         match run(args).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -216,6 +223,22 @@ pub fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `qrpayctl generate-assets DIR`: prints each file written.
+fn generate_assets(dir: &std::path::Path) -> ExitCode {
+    match super::assets::generate(dir) {
+        Ok(written) => {
+            for path in written {
+                println!("{}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("qrpayctl: cannot write to {}: {error}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The exit code for a failed call.
@@ -437,7 +460,7 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
             }
         }
         // Handled before connecting.
-        CtlCommand::Qr(_) => {}
+        CtlCommand::Qr(_) | CtlCommand::GenerateAssets { .. } => {}
         CtlCommand::Simulate(command) => match command {
             SimulateCommand::Pay { attempt_id, amount } => {
                 client.simulate_pay(&attempt_id, &amount).await?;

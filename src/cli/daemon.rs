@@ -28,9 +28,6 @@ pub enum DaemonCommand {
     CheckConfig,
     /// Take one simulated payment end to end on a private bus, as a till would.
     Demo,
-    /// Write the man pages and shell completions of qrpayd and qrpayctl under DIR (packaging).
-    #[command(hide = true)]
-    GenerateAssets { dir: PathBuf },
 }
 
 /// The `qrpayd` entry point.
@@ -79,18 +76,6 @@ pub fn main() -> ExitCode {
                 }
             })
         }
-        DaemonCommand::GenerateAssets { dir } => match super::assets::generate(&dir) {
-            Ok(written) => {
-                for path in written {
-                    println!("{}", path.display());
-                }
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("cannot write to {}: {error}", dir.display());
-                ExitCode::FAILURE
-            }
-        },
         DaemonCommand::Demo => {
             super::init_logging("warn");
             runtime_then(|| async {
