@@ -8,7 +8,7 @@
 //!
 //! Invariants:
 //! - Every state change and its outbox event are written in one store transaction
-//!   ([`Engine::write`]), and the status change is checked against the domain's table.
+//!   (`Engine::write`), and the status change is checked against the domain's table.
 //! - At most one provider call is in flight for an attempt: every call on an attempt's invoice
 //!   holds that attempt's lock ([`AttemptHandle`]).
 //! - A provider call whose outcome is unknown is looked up (or repeated with the same

@@ -2,7 +2,7 @@
 //!
 //! This module is the only user of rusqlite. It opens the database file in `state_dir` (WAL,
 //! `synchronous=FULL`, foreign keys, a busy timeout), applies the versioned migrations of
-//! [`schema`], and offers typed reads and writes in domain types. Every write runs inside
+//! `schema`, and offers typed reads and writes in domain types. Every write runs inside
 //! [`Store::write`]: one SQL transaction, committed only when the closure succeeds, so a status
 //! change and its outbox event land together or not at all.
 //!
