@@ -123,58 +123,86 @@ impl Inner {
     async fn invoice_rows(&self, invoice_id: &str) -> Result<Vec<Row>, ProviderError> {
         let mut rows: Vec<Row> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
+        let object = format!("invoice {invoice_id}");
+        let complete = self
+            .for_each_row(
+                "/v2/payment/check",
+                |offset| CheckRequest {
+                    object_type: "INVOICE",
+                    object_id: invoice_id,
+                    offset,
+                },
+                Some(&object),
+                |row| {
+                    let row = checked_row(row)?;
+                    match index.get(&row.payment_id) {
+                        Some(&at) => {
+                            if is_reversed(&row.status) {
+                                rows[at].status = row.status;
+                            }
+                        }
+                        None => {
+                            index.insert(row.payment_id.clone(), rows.len());
+                            rows.push(row);
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+        if !complete {
+            tracing::warn!(
+                provider = "qpay",
+                invoice_id,
+                "QPay reports more payments than qrpayd reads for one invoice"
+            );
+        }
+        Ok(rows)
+    }
+
+    /// Follows QPay's pages of payment rows at `path` (`request` builds each page's body),
+    /// handing every row to `each`, until the `count` QPay reports is covered (or, without a
+    /// count, a page comes back short). `object` names what a not-found error is about.
+    /// Returns false when it stopped at `MAX_PAGES` with rows left unread.
+    async fn for_each_row<B: Serialize>(
+        &self,
+        path: &str,
+        request: impl Fn(Offset) -> B,
+        object: Option<&str>,
+        mut each: impl FnMut(PaymentRow) -> Result<(), ProviderError>,
+    ) -> Result<bool, ProviderError> {
         let mut fetched: u64 = 0;
         for page_number in 1..=MAX_PAGES {
-            let body = CheckRequest {
-                object_type: "INVOICE",
-                object_id: invoice_id,
-                offset: Offset {
-                    page_number,
-                    page_limit: PAGE_LIMIT,
-                },
-            };
+            let body = request(Offset {
+                page_number,
+                page_limit: PAGE_LIMIT,
+            });
             let body =
                 serde_json::to_vec(&body).map_err(|e| ProviderError::Unavailable(e.to_string()))?;
             let page: PaymentPage = self
                 .api
                 .call_json(
                     Method::POST,
-                    "/v2/payment/check",
+                    path,
                     Some(&body),
                     self.api.transport.timeout(),
                 )
                 .await
-                .map_err(|e| e.into_error(Some(format!("invoice {invoice_id}"))))?;
+                .map_err(|e| e.into_error(object.map(str::to_owned)))?;
             let on_page = page.rows.len() as u64;
             fetched += on_page;
             for row in page.rows {
-                let row = checked_row(row)?;
-                match index.get(&row.payment_id) {
-                    Some(&at) => {
-                        if is_reversed(&row.status) {
-                            rows[at].status = row.status;
-                        }
-                    }
-                    None => {
-                        index.insert(row.payment_id.clone(), rows.len());
-                        rows.push(row);
-                    }
-                }
+                each(row)?;
             }
             let done = match page.count {
                 Some(count) => fetched >= count.0 || on_page == 0,
                 None => on_page < u64::from(PAGE_LIMIT),
             };
             if done {
-                return Ok(rows);
+                return Ok(true);
             }
         }
-        tracing::warn!(
-            provider = "qpay",
-            invoice_id,
-            "QPay reports more payments than qrpayd reads for one invoice"
-        );
-        Ok(rows)
+        Ok(false)
     }
 
     /// `POST /v2/payment/check`: what the invoice received. Paid when the `PAID` rows cover the
@@ -463,73 +491,56 @@ impl Inner {
     ) -> Result<Vec<ListedPayment>, ProviderError> {
         let mut listed = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut fetched: u64 = 0;
-        for page_number in 1..=MAX_PAGES {
-            let body = ListRequest {
-                object_type: "INVOICE",
-                object_id: &self.settings.invoice_code,
-                merchant_branch_code: None,
-                merchant_terminal_code: Some(&self.terminal_id),
-                merchant_staff_code: None,
-                offset: Offset {
-                    page_number,
-                    page_limit: PAGE_LIMIT,
+        let complete = self
+            .for_each_row(
+                "/v2/payment/list",
+                |offset| ListRequest {
+                    object_type: "INVOICE",
+                    object_id: &self.settings.invoice_code,
+                    merchant_branch_code: None,
+                    merchant_terminal_code: Some(&self.terminal_id),
+                    merchant_staff_code: None,
+                    offset,
                 },
-            };
-            let body =
-                serde_json::to_vec(&body).map_err(|e| ProviderError::Unavailable(e.to_string()))?;
-            let page: PaymentPage = self
-                .api
-                .call_json(
-                    Method::POST,
-                    "/v2/payment/list",
-                    Some(&body),
-                    self.api.transport.timeout(),
-                )
-                .await
-                .map_err(|e| e.into_error(None))?;
-            let on_page = page.rows.len() as u64;
-            fetched += on_page;
-            for raw in page.rows {
-                let object_type = raw.object_type.clone();
-                let object_id = raw.object_id.clone();
-                let currency = raw.payment_currency.clone();
-                let row = checked_row(raw)?;
-                if row.date.and_then(mongolian_date) != Some(date)
-                    || !seen.insert(row.payment_id.clone())
-                {
-                    continue;
-                }
-                let Some(amount) = row.amount else {
-                    return Err(ProviderError::Unavailable(format!(
-                        "QPay lists payment {} without an amount",
-                        row.payment_id
-                    )));
-                };
-                let invoice_id = object_id.filter(|id| {
-                    object_type.as_deref() == Some("INVOICE") && *id != self.settings.invoice_code
-                });
-                listed.push(ListedPayment {
-                    payment_id: row.payment_id,
-                    invoice_id,
-                    amount,
-                    currency: currency.unwrap_or_else(|| "MNT".to_owned()),
-                    status: row.status,
-                    paid_at: row.date,
-                });
-            }
-            let done = match page.count {
-                Some(count) => fetched >= count.0 || on_page == 0,
-                None => on_page < u64::from(PAGE_LIMIT),
-            };
-            if done {
-                return Ok(listed);
-            }
+                None,
+                |raw| {
+                    let object_type = raw.object_type.clone();
+                    let object_id = raw.object_id.clone();
+                    let currency = raw.payment_currency.clone();
+                    let row = checked_row(raw)?;
+                    if row.date.and_then(mongolian_date) != Some(date)
+                        || !seen.insert(row.payment_id.clone())
+                    {
+                        return Ok(());
+                    }
+                    let Some(amount) = row.amount else {
+                        return Err(ProviderError::Unavailable(format!(
+                            "QPay lists payment {} without an amount",
+                            row.payment_id
+                        )));
+                    };
+                    let invoice_id = object_id.filter(|id| {
+                        object_type.as_deref() == Some("INVOICE")
+                            && *id != self.settings.invoice_code
+                    });
+                    listed.push(ListedPayment {
+                        payment_id: row.payment_id,
+                        invoice_id,
+                        amount,
+                        currency: currency.unwrap_or_else(|| "MNT".to_owned()),
+                        status: row.status,
+                        paid_at: row.date,
+                    });
+                    Ok(())
+                },
+            )
+            .await?;
+        if !complete {
+            tracing::warn!(
+                provider = "qpay",
+                "QPay lists more payments than qrpayd reads; the listing is cut short"
+            );
         }
-        tracing::warn!(
-            provider = "qpay",
-            "QPay lists more payments than qrpayd reads; the listing is cut short"
-        );
         Ok(listed)
     }
 }
