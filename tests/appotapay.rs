@@ -17,8 +17,12 @@
 //!   never in `Debug`, errors or logs.
 //! - IPN: good, bad and tampered.
 
+#[path = "support/captured.rs"]
+mod captured;
 #[path = "support/mock_appotapay.rs"]
 mod mock_appotapay;
+
+use captured::Captured;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -676,37 +680,6 @@ async fn refunds_are_refused_before_anything_is_sent() {
 }
 
 // ---- Card / account payments ----
-
-/// Captures everything logged, at every level, while it is the thread's subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
-    }
-}
 
 const CARD_NUMBER: &str = "9704000000000018";
 

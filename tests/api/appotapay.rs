@@ -5,6 +5,7 @@
 use qrpayd::dbus::client::{Arg, Request};
 use qrpayd::emv::{Payload, VietQr};
 
+use crate::captured::Captured;
 use crate::harness::*;
 use crate::mock_appotapay::{
     API_KEY, Failure, MockAppotapay, MockStatus, PARTNER_CODE, Route, SECRET_KEY, TERMINAL_ID,
@@ -151,37 +152,6 @@ fn captured_logs() -> &'static Captured {
         let _ = tracing::subscriber::set_global_default(subscriber);
         logs
     })
-}
-
-/// Log output, appended from any thread.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
-    }
 }
 
 /// Every file the daemon keeps in its state directory (the database, its WAL, the display

@@ -20,6 +20,8 @@ mod appotapay;
 mod appotapay_ipn;
 mod bad_input;
 mod cancel_refund_cash;
+#[path = "../support/captured.rs"]
+mod captured;
 mod crash;
 mod harness;
 mod introspection;
