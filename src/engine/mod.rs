@@ -14,13 +14,18 @@
 //! - A provider call whose outcome is unknown is looked up (or repeated with the same
 //!   idempotency key) before anything else is done for that attempt.
 
-mod actions;
+mod cancel;
+mod cash;
 mod checkout;
 mod error;
+mod queries;
 mod reconcile;
+mod refund;
 mod requests;
 mod screen;
+mod simulator;
 mod supervisor;
+mod verify;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,165 @@
+//! Money the cashier takes outside any provider (MQ-Pay's system IPN): cash, and transfers to
+//! the merchant's own account that no gateway reports. Records `tendered` and answers the
+//! `change`.
+
+use super::checkout::{load_pair_in, new_attempt};
+use super::error::amount_error;
+use super::supervisor::append_money_event;
+use super::{
+    Changes, ConfirmReply, ConfirmRequest, Engine, EngineError, METHOD_CASH, SYSTEM_PROVIDER,
+    Target,
+};
+use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN};
+use crate::domain::{
+    Attempt, AttemptStatus, AttemptType, PaymentResult, Timestamp, TransactionStatus, check_text,
+    parse_amount, status_for_money,
+};
+use crate::store::Tx;
+
+impl Engine {
+    /// Records money the cashier took outside any provider (MQ-Pay's system IPN).
+    pub async fn confirm_system_payment(
+        &self,
+        request: ConfirmRequest,
+    ) -> Result<ConfirmReply, EngineError> {
+        if let Some(note) = &request.note {
+            check_text("note", note, MAX_NOTE_LEN)?;
+        }
+        match &request.target {
+            Target::Attempt(id) => check_text("attempt_id", id, MAX_ID_LEN)?,
+            Target::Transaction(id) => check_text("transaction_id", id, MAX_ID_LEN)?,
+        }
+        // The grammar is checked before anything is looked up; the currency's decimal places
+        // once the transaction is known.
+        crate::domain::parse_decimal(&request.tendered).map_err(|e| amount_error("tendered", e))?;
+        // Besides cash attempts, the cashier confirms the attempts of providers that no gateway
+        // reports (a VietQR transfer to the merchant's own account).
+        let cashier_confirms = match &request.target {
+            Target::Attempt(id) => {
+                let (_, attempt) = self.load_pair(id).await?;
+                self.inner
+                    .providers
+                    .get(&attempt.provider)
+                    .is_some_and(|p| p.confirmed_by_cashier())
+            }
+            Target::Transaction(_) => false,
+        };
+        let reply = self
+            .write(move |tx, changes| confirm_in(tx, changes, request, cashier_confirms))
+            .await?;
+        Ok(reply)
+    }
+}
+
+/// The store step of a cash confirmation.
+fn confirm_in(
+    tx: &Tx<'_>,
+    changes: &mut Changes,
+    request: ConfirmRequest,
+    cashier_confirms: bool,
+) -> Result<ConfirmReply, EngineError> {
+    let now = Timestamp::now();
+    let (mut transaction, attempt) = match &request.target {
+        Target::Attempt(id) => {
+            let (transaction, attempt) = load_pair_in(tx, id)?;
+            let by_cashier = attempt.provider == SYSTEM_PROVIDER || cashier_confirms;
+            if !by_cashier || attempt.kind != AttemptType::Payment {
+                return Err(EngineError::InvalidTransactionStatus(format!(
+                    "attempt {} is a {} payment; only cash and VietQR-transfer attempts are confirmed by the cashier",
+                    attempt.code, attempt.provider
+                )));
+            }
+            if !attempt.status.is_open() {
+                return Err(EngineError::InvalidTransactionStatus(format!(
+                    "attempt {} is already {}",
+                    attempt.code, attempt.status
+                )));
+            }
+            (transaction, attempt)
+        }
+        Target::Transaction(id) => {
+            let transaction = match tx.transaction(id)? {
+                Some(t) => t,
+                None => tx.transaction_by_number(id)?.ok_or_else(|| {
+                    EngineError::TransactionNotFound(format!("no transaction {id}"))
+                })?,
+            };
+            let attempts = tx.attempts_of(&transaction.id)?;
+            let open: Vec<&Attempt> = attempts
+                .iter()
+                .filter(|a| a.kind == AttemptType::Payment && a.status.is_open())
+                .collect();
+            if let Some(qr) = open.iter().find(|a| a.provider != SYSTEM_PROVIDER) {
+                return Err(EngineError::InvalidTransactionStatus(format!(
+                    "attempt {} ({}) is still open; cancel it before taking cash, so the customer cannot pay twice",
+                    qr.code, qr.provider
+                )));
+            }
+            if !matches!(
+                transaction.status,
+                TransactionStatus::New | TransactionStatus::Partial
+            ) {
+                return Err(EngineError::InvalidTransactionStatus(format!(
+                    "transaction {} is {} and takes no more money",
+                    transaction.number, transaction.status
+                )));
+            }
+            let attempt = match open.first() {
+                Some(cash) => (*cash).clone(),
+                None => {
+                    let attempt = new_attempt(
+                        tx,
+                        &transaction,
+                        AttemptType::Payment,
+                        SYSTEM_PROVIDER,
+                        METHOD_CASH,
+                        transaction.remaining(),
+                        None,
+                        now,
+                    )?;
+                    tx.insert_attempt(&attempt)?;
+                    attempt
+                }
+            };
+            (transaction, attempt)
+        }
+    };
+    let mut attempt = attempt;
+    let tendered = parse_amount(&request.tendered, transaction.currency, None)
+        .map_err(|e| amount_error("tendered", e))?;
+    let due = attempt.amount.min(transaction.remaining());
+    let taken = tendered.min(due);
+    let change = tendered - taken;
+    attempt.tendered = Some(tendered);
+    attempt.paid += taken;
+    attempt.note = request.note;
+    attempt.transition_to(AttemptStatus::Success, now)?;
+    tx.insert_payment_result(&PaymentResult {
+        attempt_id: attempt.id.clone(),
+        provider: attempt.provider.clone(),
+        provider_payment_id: format!("cashier-{}", attempt.id),
+        amount: taken,
+        paid_at: Some(now),
+        observed_at: now,
+    })?;
+    tx.update_attempt(&attempt)?;
+    transaction.paid += taken;
+    transaction.transition_to(status_for_money(transaction.total, transaction.paid), now)?;
+    tx.update_transaction(&transaction)?;
+    append_money_event(tx, &transaction, &attempt, taken, now)?;
+    changes.attempt(&attempt);
+    changes.transaction(&transaction);
+    tracing::info!(
+        attempt_id = %attempt.id,
+        transaction_id = %transaction.id,
+        provider = %attempt.provider,
+        tendered = %tendered,
+        change = %change,
+        "cash payment confirmed"
+    );
+    Ok(ConfirmReply {
+        transaction,
+        attempt,
+        change,
+    })
+}

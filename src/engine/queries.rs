@@ -1,0 +1,95 @@
+//! The till's look-ups: one transaction with its attempts and payments, lists and counts.
+
+use super::{Engine, EngineError, ListRequest, TransactionView};
+use crate::domain::model::MAX_ID_LEN;
+use crate::domain::{Timestamp, Transaction, TransactionFilter, TransactionStatus, check_text};
+
+impl Engine {
+    /// A transaction by id or number, with its attempts and recorded payments.
+    pub async fn get_transaction(
+        &self,
+        id_or_number: &str,
+    ) -> Result<TransactionView, EngineError> {
+        check_text("id", id_or_number, MAX_ID_LEN)?;
+        let key = id_or_number.to_owned();
+        self.read(move |tx| {
+            let transaction = match tx.transaction(&key)? {
+                Some(t) => t,
+                None => tx.transaction_by_number(&key)?.ok_or_else(|| {
+                    EngineError::TransactionNotFound(format!("no transaction {key}"))
+                })?,
+            };
+            let attempts = tx.attempts_of(&transaction.id)?;
+            let mut payments = Vec::new();
+            for attempt in &attempts {
+                payments.extend(tx.payment_results_of(&attempt.id)?);
+            }
+            Ok(TransactionView {
+                transaction,
+                attempts,
+                payments,
+            })
+        })
+        .await
+    }
+
+    /// Transactions matching the filter, newest first.
+    pub async fn list_transactions(
+        &self,
+        request: ListRequest,
+    ) -> Result<Vec<Transaction>, EngineError> {
+        let filter = validate_filter(request)?;
+        self.read(move |tx| Ok(tx.list_transactions(&filter)?))
+            .await
+    }
+
+    /// How many transactions match the filter (limit and offset ignored).
+    pub async fn count_transactions(&self, request: ListRequest) -> Result<u64, EngineError> {
+        let filter = validate_filter(request)?;
+        self.read(move |tx| Ok(tx.count_transactions(&filter)?))
+            .await
+    }
+}
+
+fn validate_filter(request: ListRequest) -> Result<TransactionFilter, EngineError> {
+    let status = request
+        .status
+        .map(|s| {
+            s.parse::<TransactionStatus>()
+                .map_err(|e| EngineError::invalid("status", e))
+        })
+        .transpose()?;
+    let time = |field: &str, value: Option<String>| {
+        value
+            .map(|v| {
+                Timestamp::parse_rfc3339(&v).ok_or_else(|| {
+                    EngineError::invalid(field, format!("{v:?} is not an RFC 3339 time"))
+                })
+            })
+            .transpose()
+    };
+    for (field, value) in [
+        ("source_type", &request.source_type),
+        ("source_id", &request.source_id),
+    ] {
+        if let Some(value) = value {
+            check_text(field, value, MAX_ID_LEN)?;
+        }
+    }
+    let limit = request.limit.unwrap_or(TransactionFilter::DEFAULT_LIMIT);
+    if limit == 0 || limit > TransactionFilter::MAX_LIMIT {
+        return Err(EngineError::invalid(
+            "limit",
+            format!("{limit} is outside 1..={}", TransactionFilter::MAX_LIMIT),
+        ));
+    }
+    Ok(TransactionFilter {
+        status,
+        source_type: request.source_type,
+        source_id: request.source_id,
+        since: time("since", request.since)?,
+        until: time("until", request.until)?,
+        limit,
+        offset: request.offset.unwrap_or(0),
+    })
+}
