@@ -184,17 +184,26 @@ impl crate::providers::ProviderState for StoredProviderState {
 ///
 /// Under systemd (`Type=notify`) it says `READY=1` once the store is open, the bus name is owned
 /// and the open attempts are resumed; pets the watchdog at half its interval when
-/// `WatchdogSec=` is set; and says `STOPPING=1` when told to stop. Outside systemd these
+/// `WatchdogSec=` is set, each time only after a live round trip through the engine and the
+/// store; and says `STOPPING=1` when told to stop. Outside systemd these
 /// notifications are no-ops.
 pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let daemon = Daemon::start(config).await?;
     notify(&[sd_notify::NotifyState::Ready]);
     let watchdog = sd_notify::watchdog_enabled().map(|interval| {
+        let engine = daemon.engine.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval / 2);
             loop {
                 ticks.tick().await;
-                notify(&[sd_notify::NotifyState::Watchdog]);
+                // Fed only after a live round trip through the engine and the store: a wedged
+                // daemon stops feeding it, and systemd restarts it.
+                match engine.alive(interval / 4).await {
+                    Ok(()) => notify(&[sd_notify::NotifyState::Watchdog]),
+                    Err(error) => {
+                        tracing::error!(%error, "not feeding the watchdog: the daemon is unhealthy");
+                    }
+                }
             }
         })
     });

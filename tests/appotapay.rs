@@ -633,7 +633,8 @@ async fn cancel_checks_the_status_because_appotapay_has_no_cancel_call() {
         .expect("created");
     assert_eq!(
         appotapay.cancel(&open.invoice_id).await,
-        Ok(CancelOutcome::Cancelled)
+        Ok(CancelOutcome::StillPayable),
+        "a pending order stays payable: the engine must keep watching it"
     );
     let paid = appotapay
         .create(&request(&key("2"), "12000"))

@@ -7,6 +7,7 @@
 //! `*_file` key, or from systemd's `$CREDENTIALS_DIRECTORY`, and never appear in `Debug` output,
 //! logs or errors.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -104,6 +105,22 @@ struct RawDaemon {
     max_amount: Option<Spanned<String>>,
     #[serde(default = "default_log_level")]
     log_level: String,
+    #[serde(default = "default_true")]
+    auto_refund_overpayment: bool,
+    #[serde(default = "default_late_payment_watch")]
+    late_payment_watch_ms: Spanned<u64>,
+    #[serde(default = "default_unknown_outcome_alert")]
+    unknown_outcome_alert_after_ms: Spanned<u64>,
+}
+
+/// A day: how long an invoice the provider cannot close is watched after its expiry.
+fn default_late_payment_watch() -> Spanned<u64> {
+    Spanned::new(0..0, 86_400_000)
+}
+
+/// An hour: how long a provider call's outcome may stay unknown before the till is told.
+fn default_unknown_outcome_alert() -> Spanned<u64> {
+    Spanned::new(0..0, 3_600_000)
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,6 +241,32 @@ impl Config {
             ),
             None => None,
         };
+        let bounded_ms = |key: &'static str, value: &Spanned<u64>, range: RangeInclusive<u64>| {
+            let ms = *value.get_ref();
+            if range.contains(&ms) {
+                Ok(Duration::from_millis(ms))
+            } else {
+                Err(invalid(
+                    key,
+                    value.span(),
+                    format!(
+                        "{ms} is outside {}..={} milliseconds",
+                        range.start(),
+                        range.end()
+                    ),
+                ))
+            }
+        };
+        let late_payment_watch = bounded_ms(
+            "daemon.late_payment_watch_ms",
+            &daemon.late_payment_watch_ms,
+            60_000..=7 * 86_400_000,
+        )?;
+        let unknown_outcome_alert_after = bounded_ms(
+            "daemon.unknown_outcome_alert_after_ms",
+            &daemon.unknown_outcome_alert_after_ms,
+            1_000..=7 * 86_400_000,
+        )?;
         let timeout = *daemon.payment_timeout_ms.get_ref();
         if !(1_000..=86_400_000).contains(&timeout) {
             return Err(invalid(
@@ -383,6 +426,9 @@ impl Config {
                 default_provider,
                 payment_timeout: Duration::from_millis(timeout),
                 max_amount,
+                auto_refund_overpayment: daemon.auto_refund_overpayment,
+                late_payment_watch,
+                unknown_outcome_alert_after,
             },
             display,
             simulator,

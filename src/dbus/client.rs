@@ -37,6 +37,10 @@ trait Terminal {
     fn open_attempts(&self) -> zbus::Result<u32>;
     #[zbus(property)]
     fn pending_sync(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn unresolved_attempts(&self) -> zbus::Result<u32>;
+    #[zbus(property)]
+    fn orphaned_attempts(&self) -> zbus::Result<u32>;
 }
 
 #[proxy(
@@ -114,7 +118,7 @@ impl ClientError {
 /// A signal from the daemon.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signal {
-    /// `TransactionChanged`, `AttemptChanged` or `PropertiesChanged`.
+    /// `TransactionChanged`, `AttemptChanged`, `AttemptUnresolved` or `PropertiesChanged`.
     pub name: String,
     /// The signal's arguments by name.
     pub args: Value,
@@ -291,11 +295,23 @@ impl Client {
             .pending_sync()
             .await
             .map_err(|e| self.error(e))?;
+        let unresolved = self
+            .terminal
+            .unresolved_attempts()
+            .await
+            .map_err(|e| self.error(e))?;
+        let orphaned = self
+            .terminal
+            .orphaned_attempts()
+            .await
+            .map_err(|e| self.error(e))?;
         Ok(serde_json::json!({
             "version": version,
             "providers": providers,
             "open_attempts": open,
             "pending_sync": pending,
+            "unresolved_attempts": unresolved,
+            "orphaned_attempts": orphaned,
         }))
     }
 
@@ -369,6 +385,15 @@ fn decode_signal(message: &zbus::Message) -> Option<Signal> {
                 "attempt_id": attempt_id,
                 "transaction_id": transaction_id,
                 "status": status,
+                "details": dict_to_json(&details),
+            })
+        }
+        "AttemptUnresolved" => {
+            let (attempt_id, transaction_id, details): (String, String, VarDict) =
+                body.deserialize().ok()?;
+            serde_json::json!({
+                "attempt_id": attempt_id,
+                "transaction_id": transaction_id,
                 "details": dict_to_json(&details),
             })
         }

@@ -115,8 +115,12 @@ async fn forward_events(mut events: broadcast::Receiver<Event>, terminal: Interf
 
 async fn emit(terminal: &InterfaceRef<Terminal>, event: Event) -> Result<(), zbus::Error> {
     match event {
-        Event::TransactionChanged(t) => {
+        Event::TransactionChanged {
+            seq,
+            transaction: t,
+        } => {
             let details = Writer::new()
+                .value("seq", seq)
                 .str("transaction_number", &t.number)
                 .str("source_type", &t.source.kind)
                 .str("source_id", &t.source.id)
@@ -124,6 +128,7 @@ async fn emit(terminal: &InterfaceRef<Terminal>, event: Event) -> Result<(), zbu
                 .str("total", format_amount(t.total))
                 .str("paid", format_amount(t.paid))
                 .str("refunded", format_amount(t.refunded))
+                .str("overpaid", format_amount(t.overpaid))
                 .str("updated_at", args::time(t.updated_at))
                 .finish()
                 .map_err(pay_to_zbus)?;
@@ -131,14 +136,16 @@ async fn emit(terminal: &InterfaceRef<Terminal>, event: Event) -> Result<(), zbu
                 .transaction_changed(&t.id, t.status.code(), details)
                 .await
         }
-        Event::AttemptChanged(a) => {
+        Event::AttemptChanged { seq, attempt: a } => {
             let details = Writer::new()
+                .value("seq", seq)
                 .str("attempt_code", &a.code)
                 .str("type", a.kind.code())
                 .str("provider", &a.provider)
                 .str("method", &a.method)
                 .str("amount", format_amount(a.amount))
                 .str("paid", format_amount(a.paid))
+                .str("refunded", format_amount(a.refunded))
                 .opt_str("parent_id", a.parent_id.clone())
                 .opt_str("qr_text", a.qr_text.clone().filter(|_| a.status.is_open()))
                 .opt_str("expires_at", a.expires_at.map(args::time))
@@ -147,11 +154,32 @@ async fn emit(terminal: &InterfaceRef<Terminal>, event: Event) -> Result<(), zbu
                     "failure_message",
                     a.failure.as_ref().map(|f| f.message.clone()),
                 )
+                .opt_str("request_id", a.request_id.clone())
                 .str("updated_at", args::time(a.updated_at))
                 .finish()
                 .map_err(pay_to_zbus)?;
             terminal
                 .attempt_changed(&a.id, &a.transaction_id, a.status.code(), details)
+                .await
+        }
+        Event::AttemptUnresolved {
+            seq,
+            attempt: a,
+            since,
+            reason,
+        } => {
+            let details = Writer::new()
+                .value("seq", seq)
+                .str("attempt_code", &a.code)
+                .str("type", a.kind.code())
+                .str("provider", &a.provider)
+                .str("status", a.status.code())
+                .str("since", args::time(since))
+                .str("reason", reason)
+                .finish()
+                .map_err(pay_to_zbus)?;
+            terminal
+                .attempt_unresolved(&a.id, &a.transaction_id, details)
                 .await
         }
         Event::CountsChanged {
@@ -170,6 +198,15 @@ async fn emit(terminal: &InterfaceRef<Terminal>, event: Event) -> Result<(), zbu
                     .await?;
             }
             Ok(())
+        }
+        Event::HealthChanged { .. } => {
+            let iface = terminal.get().await;
+            iface
+                .unresolved_attempts_changed(terminal.signal_emitter())
+                .await?;
+            iface
+                .orphaned_attempts_changed(terminal.signal_emitter())
+                .await
         }
     }
 }

@@ -35,6 +35,7 @@ const CHECKOUT_KEYS: &[&str] = &[
     "expires_in_ms",
     "allow_partial",
     "items",
+    "replace_open",
     "bank_code",
     "card_number",
     "card_holder_name",
@@ -59,6 +60,7 @@ const FILTER_KEYS: &[&str] = &[
     "source_id",
     "since",
     "until",
+    "overpaid",
     "limit",
     "offset",
 ];
@@ -132,6 +134,7 @@ fn filter(map: &VarDict) -> Result<ListRequest, PayError> {
         source_id: r.string("source_id")?,
         since: r.string("since")?,
         until: r.string("until")?,
+        overpaid: r.boolean("overpaid")?,
         limit: r.unsigned32("limit")?,
         offset: r.unsigned32("offset")?,
     })
@@ -167,6 +170,7 @@ impl Terminal {
             expires_in_ms: r.unsigned("expires_in_ms")?,
             allow_partial: r.boolean("allow_partial")?,
             items,
+            replace_open: r.boolean("replace_open")?,
             instrument: instrument(&r)?,
         };
         let reply = self.engine.checkout(request).await?;
@@ -257,13 +261,17 @@ impl Terminal {
             .finish()
     }
 
-    /// Refunds `amount` of a successful payment attempt (`attempt_id`), with a `reason`.
+    /// Refunds `amount` of a successful payment attempt (`attempt_id`), with a `reason`. With
+    /// `request_id`, repeating the call answers the same refund instead of refunding again. A
+    /// refund whose outcome is not known yet is answered with `status` `204_SENT`; its
+    /// `AttemptChanged` follows.
     async fn refund(&self, request: VarDict) -> Result<VarDict, PayError> {
-        let r = Reader::new(&request, &["attempt_id", "amount", "reason"])?;
+        let r = Reader::new(&request, &["attempt_id", "amount", "reason", "request_id"])?;
         let request = RefundRequest {
             attempt_id: r.required_string("attempt_id")?,
             amount: r.required_string("amount")?,
             reason: r.string("reason")?,
+            request_id: r.string("request_id")?,
         };
         let reply = self.engine.refund(request).await?;
         let a = &reply.refund;
@@ -274,6 +282,7 @@ impl Terminal {
             .str("status", a.status.code())
             .str("amount", crate::domain::format_amount(a.amount))
             .opt_str("parent_id", a.parent_id.clone())
+            .opt_str("request_id", a.request_id.clone())
             .finish()
     }
 
@@ -366,6 +375,17 @@ impl Terminal {
         details: VarDict,
     ) -> zbus::Result<()>;
 
+    /// A provider call on an attempt has had no known outcome for longer than the daemon's
+    /// `unknown_outcome_alert_after_ms` (the provider unreachable); qrpayd keeps retrying.
+    /// Details: `seq`, `attempt_code`, `type`, `provider`, `status`, `since`, `reason`.
+    #[zbus(signal)]
+    pub async fn attempt_unresolved(
+        emitter: &SignalEmitter<'_>,
+        attempt_id: &str,
+        transaction_id: &str,
+        details: VarDict,
+    ) -> zbus::Result<()>;
+
     /// The daemon's version.
     #[zbus(property(emits_changed_signal = "const"))]
     fn version(&self) -> String {
@@ -378,7 +398,8 @@ impl Terminal {
         self.engine.provider_names()
     }
 
-    /// How many payment attempts are open.
+    /// How many payment attempts may still take money: open, or with an invoice not yet
+    /// closed at the provider.
     #[zbus(property)]
     async fn open_attempts(&self) -> zbus::fdo::Result<u32> {
         self.engine
@@ -394,5 +415,17 @@ impl Terminal {
             .pending_sync()
             .await
             .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
+    }
+
+    /// How many attempts have had a provider call with no known outcome for too long.
+    #[zbus(property)]
+    fn unresolved_attempts(&self) -> u32 {
+        self.engine.unresolved_attempts()
+    }
+
+    /// How many unfinished attempts belong to providers no longer configured (left alone).
+    #[zbus(property)]
+    fn orphaned_attempts(&self) -> u32 {
+        self.engine.orphaned_attempts()
     }
 }

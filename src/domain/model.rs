@@ -122,6 +122,10 @@ pub struct Transaction {
     pub total: Decimal,
     pub paid: Decimal,
     pub refunded: Decimal,
+    /// Money received beyond what the sale needed when it arrived: a late payment on a settled
+    /// or cancelled transaction, or more than was asked. Part of `paid`; only ever grows (its
+    /// refunds are counted in `refunded`).
+    pub overpaid: Decimal,
     pub status: TransactionStatus,
     pub description: Option<String>,
     pub items: Vec<Item>,
@@ -145,6 +149,16 @@ impl Transaction {
     /// What is still to be paid.
     pub fn remaining(&self) -> Decimal {
         (self.total - self.paid).max(Decimal::ZERO)
+    }
+
+    /// How much of `received` more money the sale does not need: all of it once the
+    /// transaction is settled or cancelled, otherwise what exceeds the amount still due.
+    pub fn excess_of(&self, received: Decimal) -> Decimal {
+        let due = match self.status {
+            TransactionStatus::New | TransactionStatus::Partial => self.remaining(),
+            _ => Decimal::ZERO,
+        };
+        (received - due).max(Decimal::ZERO)
     }
 }
 
@@ -172,11 +186,16 @@ pub struct Attempt {
     pub paid: Decimal,
     /// Money refunded from this attempt (payments only).
     pub refunded: Decimal,
+    /// The part of `paid` the sale did not need (see [`Transaction::overpaid`]).
+    pub overpaid: Decimal,
     /// Cash handed over, for system payments.
     pub tendered: Option<Decimal>,
     pub parent_id: Option<String>,
     /// Sent with every provider call for this attempt, so a retried call is recognised.
     pub idempotency_key: String,
+    /// The till's own key for the request that made this attempt (a refund's `request_id`):
+    /// the same key returns the same attempt.
+    pub request_id: Option<String>,
     pub invoice_id: Option<String>,
     pub short_url: Option<String>,
     pub qr_text: Option<String>,
@@ -209,6 +228,15 @@ impl Attempt {
     pub fn refundable(&self) -> Decimal {
         (self.paid - self.refunded).max(Decimal::ZERO)
     }
+
+    /// **The** rule for "this payment may still take money": the attempt is open, or its
+    /// invoice was not confirmed closed at the provider (an expired or cancelled QR whose close
+    /// has not gone through, or one the provider cannot close). Every guard that must not let
+    /// a customer pay twice (cash, a new QR, cancelling the transaction) asks this, and
+    /// `OpenAttempts` counts it.
+    pub fn may_take_money(&self) -> bool {
+        self.kind == AttemptType::Payment && (self.status.is_open() || self.provider_open)
+    }
 }
 
 /// One provider observation that moved money. Rows are only ever added; a provider payment id
@@ -232,6 +260,9 @@ pub enum OutboxKind {
     TransactionCancelled,
     AttemptExpired,
     RefundSucceeded,
+    /// Money arrived that the sale did not need (a late payment on a settled or cancelled
+    /// transaction).
+    OverpaymentReceived,
 }
 
 impl OutboxKind {
@@ -243,6 +274,7 @@ impl OutboxKind {
             OutboxKind::TransactionCancelled => "transaction_cancelled",
             OutboxKind::AttemptExpired => "attempt_expired",
             OutboxKind::RefundSucceeded => "refund_succeeded",
+            OutboxKind::OverpaymentReceived => "overpayment_received",
         }
     }
 }
@@ -268,6 +300,8 @@ pub struct TransactionFilter {
     pub since: Option<Timestamp>,
     /// Created before.
     pub until: Option<Timestamp>,
+    /// Only transactions that received more money than they needed.
+    pub overpaid_only: bool,
     pub limit: u32,
     pub offset: u32,
 }

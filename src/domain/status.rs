@@ -147,6 +147,10 @@ pub const ATTEMPT_TRANSITIONS: &[(AttemptStatus, AttemptStatus)] = {
         // A late payment: the money arrived after expiry, seen by the final check or when the
         // provider refused the cancel because the invoice was paid. It is never lost.
         (Expired, Success),
+        // The same for an attempt that failed or was cancelled while its invoice could still
+        // take money (a close that found money, an invoice the provider cannot close): the
+        // money is recorded on the attempt, which can then be refunded.
+        (Fail, Success),
     ]
 };
 
@@ -228,6 +232,7 @@ mod tests {
             (Sent, Fail),
             (Sent, Expired),
             (Expired, Success),
+            (Fail, Success),
         ];
         for &from in AttemptStatus::ALL {
             for &to in AttemptStatus::ALL {

@@ -2,18 +2,21 @@
 //! the merchant's own account that no gateway reports. Records `tendered` and answers the
 //! `change`.
 
+use rust_decimal::Decimal;
+
 use super::checkout::{load_pair_in, new_attempt};
 use super::error::amount_error;
-use super::supervisor::append_money_event;
+use super::money::{record_money, refund_overpayment};
 use super::{
     Changes, ConfirmReply, ConfirmRequest, Engine, EngineError, METHOD_CASH, SYSTEM_PROVIDER,
     Target,
 };
 use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN};
 use crate::domain::{
-    Attempt, AttemptStatus, AttemptType, PaymentResult, Timestamp, TransactionStatus, check_text,
-    parse_amount, status_for_money,
+    Attempt, AttemptStatus, AttemptType, PaymentResult, Timestamp, Transaction, TransactionStatus,
+    check_text, parse_amount,
 };
+use crate::providers::Provider;
 use crate::store::Tx;
 
 impl Engine {
@@ -33,21 +36,53 @@ impl Engine {
         // once the transaction is known.
         crate::domain::parse_decimal(&request.tendered).map_err(|e| amount_error("tendered", e))?;
         // Besides cash attempts, the cashier confirms the attempts of providers that no gateway
-        // reports (a VietQR transfer to the merchant's own account).
-        let cashier_confirms = match &request.target {
+        // reports (a VietQR transfer to the merchant's own account). A confirmation of an
+        // attempt holds that attempt's lock, so a cancel of it comes wholly before or after.
+        let (handle, cashier_confirms, refunder) = match &request.target {
             Target::Attempt(id) => {
                 let (_, attempt) = self.load_pair(id).await?;
-                self.inner
+                let cashier_confirms = self
+                    .inner
                     .providers
                     .get(&attempt.provider)
-                    .is_some_and(|p| p.confirmed_by_cashier())
+                    .is_some_and(|p| p.confirmed_by_cashier());
+                (
+                    Some(self.handle(id)),
+                    cashier_confirms,
+                    self.refunder(&attempt.provider),
+                )
             }
-            Target::Transaction(_) => false,
+            Target::Transaction(id) => {
+                // Earlier QR invoices that may still take money are closed first, so the
+                // customer cannot pay twice; if the provider cannot be reached, the cash is
+                // taken all the same and late money on them becomes an overpayment.
+                let view = self.get_transaction(id).await?;
+                for stale in view
+                    .attempts
+                    .iter()
+                    .filter(|a| a.may_take_money() && !a.status.is_open())
+                {
+                    self.close_stale(stale).await;
+                }
+                (None, false, None)
+            }
         };
-        let reply = self
-            .write(move |tx, changes| confirm_in(tx, changes, request, cashier_confirms))
-            .await?;
-        Ok(reply)
+        let _guard = match &handle {
+            Some(handle) => Some(handle.lock.lock().await),
+            None => None,
+        };
+        let now = self.now();
+        self.write(move |tx, changes| {
+            confirm_in(
+                tx,
+                changes,
+                request,
+                cashier_confirms,
+                refunder.as_deref(),
+                now,
+            )
+        })
+        .await
     }
 }
 
@@ -57,8 +92,9 @@ fn confirm_in(
     changes: &mut Changes,
     request: ConfirmRequest,
     cashier_confirms: bool,
+    refunder: Option<&dyn Provider>,
+    now: Timestamp,
 ) -> Result<ConfirmReply, EngineError> {
-    let now = Timestamp::now();
     let (mut transaction, attempt) = match &request.target {
         Target::Attempt(id) => {
             let (transaction, attempt) = load_pair_in(tx, id)?;
@@ -69,10 +105,20 @@ fn confirm_in(
                     attempt.code, attempt.provider
                 )));
             }
-            if !attempt.status.is_open() {
+            // A transfer the cashier sees after the QR expired or was cancelled is late money
+            // on that attempt: it is recorded, never lost.
+            let late_transfer = cashier_confirms
+                && matches!(attempt.status, AttemptStatus::Expired | AttemptStatus::Fail);
+            if !attempt.status.is_open() && !late_transfer {
                 return Err(EngineError::InvalidTransactionStatus(format!(
                     "attempt {} is already {}",
                     attempt.code, attempt.status
+                )));
+            }
+            if attempt.provider == SYSTEM_PROVIDER && !takes_money(&transaction) {
+                return Err(EngineError::InvalidTransactionStatus(format!(
+                    "transaction {} is {} and takes no more money; give the cash back",
+                    transaction.number, transaction.status
                 )));
             }
             (transaction, attempt)
@@ -95,10 +141,7 @@ fn confirm_in(
                     qr.code, qr.provider
                 )));
             }
-            if !matches!(
-                transaction.status,
-                TransactionStatus::New | TransactionStatus::Partial
-            ) {
+            if !takes_money(&transaction) {
                 return Err(EngineError::InvalidTransactionStatus(format!(
                     "transaction {} is {} and takes no more money",
                     transaction.number, transaction.status
@@ -127,11 +170,17 @@ fn confirm_in(
     let mut attempt = attempt;
     let tendered = parse_amount(&request.tendered, transaction.currency, None)
         .map_err(|e| amount_error("tendered", e))?;
-    let due = attempt.amount.min(transaction.remaining());
+    // Cash beyond what is due goes back as change. A transfer is money already in the
+    // merchant's account: all of it up to the attempt's amount is recorded, and what the sale
+    // did not need becomes an overpayment.
+    let due = if attempt.provider == SYSTEM_PROVIDER {
+        attempt.amount.min(transaction.remaining())
+    } else {
+        (attempt.amount - attempt.paid).max(Decimal::ZERO)
+    };
     let taken = tendered.min(due);
     let change = tendered - taken;
     attempt.tendered = Some(tendered);
-    attempt.paid += taken;
     attempt.note = request.note;
     attempt.transition_to(AttemptStatus::Success, now)?;
     tx.insert_payment_result(&PaymentResult {
@@ -142,13 +191,10 @@ fn confirm_in(
         paid_at: Some(now),
         observed_at: now,
     })?;
+    let excess = record_money(tx, changes, &mut transaction, &mut attempt, taken, now)?;
     tx.update_attempt(&attempt)?;
-    transaction.paid += taken;
-    transaction.transition_to(status_for_money(transaction.total, transaction.paid), now)?;
-    tx.update_transaction(&transaction)?;
-    append_money_event(tx, &transaction, &attempt, taken, now)?;
-    changes.attempt(&attempt);
-    changes.transaction(&transaction);
+    changes.attempt(&attempt, &transaction);
+    refund_overpayment(tx, changes, &transaction, &attempt, excess, refunder, now)?;
     tracing::info!(
         attempt_id = %attempt.id,
         transaction_id = %transaction.id,
@@ -162,4 +208,12 @@ fn confirm_in(
         attempt,
         change,
     })
+}
+
+/// Whether the transaction still takes money from the till.
+fn takes_money(transaction: &Transaction) -> bool {
+    matches!(
+        transaction.status,
+        TransactionStatus::New | TransactionStatus::Partial
+    )
 }

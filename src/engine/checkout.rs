@@ -48,6 +48,7 @@ struct ValidCheckout {
     expires_in_ms: u64,
     allow_partial: bool,
     items: Vec<Item>,
+    replace_open: bool,
 }
 
 /// What the store step of a checkout decided.
@@ -56,6 +57,10 @@ enum Decision {
     Send(Transaction, Attempt),
     /// Already done or already live: answer with what exists.
     Existing(Transaction, Attempt),
+    /// Earlier attempts' invoices may still take money: close them, then decide again.
+    CloseFirst(Vec<Attempt>),
+    /// The till asked to replace this open attempt: cancel it, then decide again.
+    Replace(Attempt),
 }
 
 impl Engine {
@@ -70,15 +75,26 @@ impl Engine {
         let terminal_id = self.inner.settings.terminal_id.clone();
         // An unsent attempt found by a repeated checkout may be resolved by its supervisor
         // (failed: the provider never made it) while this call waits for its lock; then the
-        // decision is taken again, and makes a fresh attempt. Twice is enough: a fresh attempt
-        // has no supervisor yet.
+        // decision is taken again, and makes a fresh attempt. Earlier invoices that may still
+        // take money are closed first (once), and an open attempt the till asked to replace is
+        // cancelled first; a few rounds are enough.
         let mut tries = 0;
+        let mut closed_stale = false;
         let (transaction, attempt) = loop {
             tries += 1;
+            if tries > 4 {
+                return Err(EngineError::ProviderUnavailable(
+                    "the order's attempts kept changing while a new one was being made; try again"
+                        .to_owned(),
+                ));
+            }
             let valid = valid.clone();
             let terminal_id = terminal_id.clone();
+            let now = self.now();
             let decision = self
-                .write(move |tx, changes| decide_checkout(tx, changes, &valid, &terminal_id))
+                .write(move |tx, changes| {
+                    decide_checkout(tx, changes, &valid, &terminal_id, closed_stale, now)
+                })
                 .await?;
             match decision {
                 Decision::Existing(transaction, attempt) => break (transaction, attempt),
@@ -99,21 +115,44 @@ impl Engine {
                         let transaction = self.load_transaction(&attempt.transaction_id).await?;
                         break (transaction, attempt);
                     }
-                    if tries >= 3 {
-                        return Err(EngineError::ProviderUnavailable(format!(
-                            "attempt {} ended {} before it could be sent; try again",
-                            attempt.code, attempt.status
-                        )));
+                }
+                Decision::CloseFirst(stale) => {
+                    for attempt in &stale {
+                        self.close_stale(attempt).await;
                     }
+                    closed_stale = true;
+                }
+                Decision::Replace(open) => {
+                    tracing::info!(
+                        attempt_id = %open.id,
+                        transaction_id = %open.transaction_id,
+                        "replacing the open attempt, as the till asked"
+                    );
+                    self.cancel_attempt(&open.id, Some("replaced by a new checkout".to_owned()))
+                        .await?;
                 }
             }
         };
         // The frame was written when the attempt's change was published; a repeated checkout
-        // shows its attempt again (a no-op when it is on screen already).
+        // shows its attempt again (a no-op when it is on screen already), as it stands now:
+        // read with the sequence number of the last change, so a newer change wins.
         let display_png = match &self.inner.screen {
             Some(screen) => {
+                let publisher = self.inner.publisher.clone();
+                let id = attempt.id.clone();
+                let (seq, transaction, attempt) = self
+                    .read(move |tx| {
+                        let (transaction, attempt) = load_pair_in(tx, &id)?;
+                        Ok((publisher.current_seq(), transaction, attempt))
+                    })
+                    .await?;
                 screen
-                    .update(&attempt, &transaction, self.display_name(&attempt.provider))
+                    .update(
+                        &attempt,
+                        &transaction,
+                        self.display_name(&attempt.provider),
+                        seq,
+                    )
                     .await;
                 Some(screen.path().to_owned())
             }
@@ -228,6 +267,7 @@ impl Engine {
             expires_in_ms,
             allow_partial: request.allow_partial.unwrap_or(false),
             items,
+            replace_open: request.replace_open.unwrap_or(false),
         };
         // The provider's own limits, checked on a draft of the request it would get, before
         // anything is recorded: a refusal here leaves nothing behind.
@@ -340,10 +380,10 @@ impl Engine {
         target: Option<AttemptStatus>,
     ) -> Result<Attempt, EngineError> {
         let id = attempt_id.to_owned();
+        let now = self.now();
         self.write(move |tx, changes| {
             let (transaction, mut attempt) = load_pair_in(tx, &id)?;
             let qr_check = check_qr_text(&attempt.method, &invoice.qr_text);
-            let now = Timestamp::now();
             attempt.invoice_id = Some(invoice.invoice_id);
             attempt.short_url = invoice.short_url;
             attempt.deep_links = invoice.deep_links;
@@ -364,8 +404,7 @@ impl Engine {
                 }
             }
             tx.update_attempt(&attempt)?;
-            changes.attempt(&attempt);
-            changes.transaction(&transaction);
+            changes.attempt(&attempt, &transaction);
             Ok(attempt)
         })
         .await
@@ -544,9 +583,11 @@ fn decide_checkout(
     changes: &mut Changes,
     valid: &ValidCheckout,
     terminal_id: &str,
+    closed_stale: bool,
+    now: Timestamp,
 ) -> Result<Decision, EngineError> {
-    let now = Timestamp::now();
     let existing = tx.transaction_by_source(&valid.source.kind, &valid.source.id)?;
+    let created = existing.is_none();
     let transaction = match existing {
         Some(transaction) => {
             if transaction.total != valid.amount || transaction.currency != valid.currency {
@@ -560,27 +601,59 @@ fn decide_checkout(
                 )));
             }
             let attempts = tx.attempts_of(&transaction.id)?;
-            let mut payments = attempts.iter().filter(|a| a.kind == AttemptType::Payment);
+            let payments: Vec<&Attempt> = attempts
+                .iter()
+                .filter(|a| a.kind == AttemptType::Payment)
+                .collect();
             match transaction.status {
                 TransactionStatus::Settled => {
+                    // The attempt that settled it; any that received money otherwise.
                     let last_paid = payments
+                        .iter()
                         .rfind(|a| a.status == AttemptStatus::Success)
-                        .cloned();
+                        .or_else(|| payments.iter().rfind(|a| a.paid > Decimal::ZERO))
+                        .map(|a| (*a).clone());
                     return match last_paid {
                         Some(attempt) => Ok(Decision::Existing(transaction, attempt)),
                         None => Err(EngineError::Internal(format!(
-                            "settled transaction {} has no successful attempt",
+                            "settled transaction {} has no attempt that received money",
                             transaction.number
                         ))),
                     };
                 }
                 TransactionStatus::New | TransactionStatus::Partial => {
-                    if let Some(open) = payments.clone().find(|a| a.status.is_open()).cloned() {
+                    if let Some(open) = payments.iter().find(|a| a.status.is_open()) {
+                        let open = (*open).clone();
+                        if valid.replace_open {
+                            return Ok(Decision::Replace(open));
+                        }
+                        if open.provider != valid.provider || open.method != valid.method {
+                            return Err(EngineError::InvalidTransactionStatus(format!(
+                                "{} {} (transaction {}) already has attempt {} open with {} ({}); \
+                                 cancel it first (Cancel with attempt_id {}), or send Checkout \
+                                 with replace_open=true to cancel it and start the new one",
+                                valid.source.kind,
+                                valid.source.id,
+                                transaction.number,
+                                open.code,
+                                open.provider,
+                                open.method,
+                                open.id
+                            )));
+                        }
                         return Ok(if open.status == AttemptStatus::New {
                             Decision::Send(transaction, open)
                         } else {
                             Decision::Existing(transaction, open)
                         });
+                    }
+                    let stale: Vec<Attempt> = payments
+                        .iter()
+                        .filter(|a| a.may_take_money())
+                        .map(|a| (*a).clone())
+                        .collect();
+                    if !closed_stale && !stale.is_empty() {
+                        return Ok(Decision::CloseFirst(stale));
                     }
                     transaction
                 }
@@ -603,6 +676,7 @@ fn decide_checkout(
                 total: valid.amount,
                 paid: Decimal::ZERO,
                 refunded: Decimal::ZERO,
+                overpaid: Decimal::ZERO,
                 status: TransactionStatus::New,
                 description: valid.description.clone(),
                 items: valid.items.clone(),
@@ -630,8 +704,10 @@ fn decide_checkout(
         ..attempt
     };
     tx.insert_attempt(&attempt)?;
-    changes.transaction(&transaction);
-    changes.attempt(&attempt);
+    if created {
+        changes.transaction(&transaction);
+    }
+    changes.attempt(&attempt, &transaction);
     tracing::info!(
         transaction_id = %transaction.id,
         attempt_id = %attempt.id,
@@ -668,11 +744,13 @@ pub(super) fn new_attempt(
         amount,
         paid: Decimal::ZERO,
         refunded: Decimal::ZERO,
+        overpaid: Decimal::ZERO,
         tendered: None,
         parent_id,
         // 26 characters of [A-Z0-9]: within every provider's reference limits (AppotaPay's
         // partner_ref_id is the tightest at 26), and unique without a central counter.
         idempotency_key: format!("Q{}", &id.simple().to_string()[..25]).to_uppercase(),
+        request_id: None,
         invoice_id: None,
         short_url: None,
         qr_text: None,

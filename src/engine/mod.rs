@@ -9,15 +9,20 @@
 //! Invariants:
 //! - Every state change and its outbox event are written in one store transaction
 //!   (`Engine::write`), and the status change is checked against the domain's table.
-//! - At most one provider call is in flight for an attempt: every call on an attempt's invoice
-//!   holds that attempt's lock ([`AttemptHandle`]).
+//! - Changes are published in commit order, each with a monotonic `seq`, and only what changed
+//!   is published.
+//! - At most one provider call is in flight for an attempt, and no two of the till's actions on
+//!   an attempt interleave: each holds that attempt's lock ([`AttemptHandle`]).
 //! - A provider call whose outcome is unknown is looked up (or repeated with the same
 //!   idempotency key) before anything else is done for that attempt.
+//! - Whether a payment may still take money is one rule, `Attempt::may_take_money`, asked by
+//!   every guard that must not let a customer pay twice.
 
 mod cancel;
 mod cash;
 mod checkout;
 mod error;
+mod money;
 mod queries;
 mod reconcile;
 mod refund;
@@ -27,16 +32,17 @@ mod simulator;
 mod supervisor;
 mod verify;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
 use tokio::sync::{Notify, broadcast};
 
-use crate::domain::{Attempt, Currency, Transaction};
+use crate::domain::{Attempt, Currency, Timestamp, Transaction};
 use crate::providers::{Provider, Providers};
-use crate::store::{Store, Tx};
+use crate::store::{Store, StoreError, Tx};
 
 pub use error::EngineError;
 pub use reconcile::{ReconcileRequest, ReconcileRow, Verdict};
@@ -67,39 +73,112 @@ pub struct EngineSettings {
     pub default_provider: String,
     pub payment_timeout: Duration,
     pub max_amount: Option<Decimal>,
+    /// Refund money a sale did not need (a late payment on a settled or cancelled transaction)
+    /// automatically, where the provider refunds.
+    pub auto_refund_overpayment: bool,
+    /// How long after its expiry an invoice the provider cannot close is still watched for
+    /// money (AppotaPay's POS orders stay payable at AppotaPay).
+    pub late_payment_watch: Duration,
+    /// How long a provider call's outcome may stay unknown (the provider unreachable) before
+    /// the till is told (`AttemptUnresolved`, `UnresolvedAttempts`).
+    pub unknown_outcome_alert_after: Duration,
 }
 
-/// Something changed; published after the change is committed.
+impl EngineSettings {
+    /// Settings with the defaults of everything but the terminal and its currency, provider
+    /// and payment window (what tests and benchmarks set).
+    pub fn new(
+        terminal_id: &str,
+        default_currency: Currency,
+        default_provider: &str,
+        payment_timeout: Duration,
+    ) -> EngineSettings {
+        EngineSettings {
+            terminal_id: terminal_id.to_owned(),
+            default_currency,
+            default_provider: default_provider.to_owned(),
+            payment_timeout,
+            max_amount: None,
+            auto_refund_overpayment: true,
+            late_payment_watch: Duration::from_secs(86_400),
+            unknown_outcome_alert_after: Duration::from_secs(3_600),
+        }
+    }
+}
+
+/// Where the engine reads the wall-clock time it records: a seam, so that a simulation can run
+/// the real engine on virtual time. Waits and deadlines of a running daemon use tokio's
+/// monotonic clock instead, so a step of the wall clock never expires a live QR.
+pub trait Clock: Send + Sync {
+    /// The current wall-clock time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// Something changed; published after the change is committed, in commit order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    TransactionChanged(Transaction),
-    AttemptChanged(Attempt),
-    /// The number of open payment attempts or of events waiting for the upstream sync changed;
-    /// each is `Some` when it changed.
+    /// A transaction changed. `seq` grows with every event, so a listener can discard one that
+    /// arrives after a newer one.
+    TransactionChanged { seq: u64, transaction: Transaction },
+    /// An attempt changed.
+    AttemptChanged { seq: u64, attempt: Attempt },
+    /// The number of payment attempts that may take money or of events waiting for the
+    /// upstream sync changed; each is `Some` when it changed.
     CountsChanged {
         open_attempts: Option<u32>,
         pending_sync: Option<u64>,
     },
+    /// A provider call on this attempt has had no known outcome for longer than
+    /// `unknown_outcome_alert_after`; qrpayd keeps retrying.
+    AttemptUnresolved {
+        seq: u64,
+        attempt: Attempt,
+        since: Timestamp,
+        reason: String,
+    },
+    /// What the daemon cannot resolve by itself changed: attempts whose outcome has been
+    /// unknown too long, and attempts of providers no longer configured.
+    HealthChanged { unresolved: u32, orphaned: u32 },
 }
 
 /// What a write changed, collected while it runs and published once it commits.
 #[derive(Debug, Default)]
 pub struct Changes {
+    /// Each changed attempt, with its transaction as it stood (for the display).
+    attempts: Vec<(Attempt, Transaction)>,
+    /// The transactions that changed.
     transactions: Vec<Transaction>,
-    attempts: Vec<Attempt>,
+    /// Attempts made by the write that need a supervisor once it commits.
+    supervise: Vec<String>,
 }
 
 impl Changes {
+    /// Notes a changed attempt (the latest version wins), with its transaction for context;
+    /// the transaction is published only if it is noted with [`Changes::transaction`] too.
+    pub fn attempt(&mut self, attempt: &Attempt, transaction: &Transaction) {
+        self.attempts.retain(|(a, _)| a.id != attempt.id);
+        self.attempts.push((attempt.clone(), transaction.clone()));
+    }
+
     /// Notes a changed transaction (the latest version wins).
     pub fn transaction(&mut self, transaction: &Transaction) {
         self.transactions.retain(|t| t.id != transaction.id);
         self.transactions.push(transaction.clone());
     }
 
-    /// Notes a changed attempt (the latest version wins).
-    pub fn attempt(&mut self, attempt: &Attempt) {
-        self.attempts.retain(|a| a.id != attempt.id);
-        self.attempts.push(attempt.clone());
+    /// Starts the attempt's supervisor once the write has committed.
+    pub fn supervise(&mut self, attempt_id: &str) {
+        self.supervise.push(attempt_id.to_owned());
     }
 
     fn is_empty(&self) -> bool {
@@ -107,12 +186,146 @@ impl Changes {
     }
 }
 
-/// The per-attempt lock and wake-up: provider calls on an attempt hold `lock`; `wake` makes its
-/// supervisor check at once (a simulator payment, an IPN, `Verify`).
+/// The counts the till sees as properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    open_attempts: u32,
+    pending_sync: u64,
+}
+
+impl Counts {
+    fn read(tx: &Tx<'_>) -> Result<Counts, StoreError> {
+        Ok(Counts {
+            open_attempts: tx.open_payment_attempt_count()?,
+            pending_sync: tx.pending_outbox_count()?,
+        })
+    }
+}
+
+/// Publishes committed changes. Called while the store still holds the committing
+/// transaction's lock, so events leave in commit order.
+struct Publisher {
+    events: broadcast::Sender<Event>,
+    seq: AtomicU64,
+    last_counts: Mutex<Option<Counts>>,
+}
+
+/// An attempt change as published, for the customer display.
+struct Shown {
+    seq: u64,
+    attempt: Attempt,
+    transaction: Transaction,
+}
+
+impl Publisher {
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The `seq` of the last change published. Read under the store's lock, it is at least that
+    /// of every change visible in the same read.
+    fn current_seq(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
+    }
+
+    fn publish(&self, changes: &Changes, counts: Option<Counts>) -> Vec<Shown> {
+        let mut shown = Vec::with_capacity(changes.attempts.len());
+        // Attempts first: an attempt's success is what settles its transaction.
+        for (attempt, context) in &changes.attempts {
+            let seq = self.next_seq();
+            let _ = self.events.send(Event::AttemptChanged {
+                seq,
+                attempt: attempt.clone(),
+            });
+            let transaction = changes
+                .transactions
+                .iter()
+                .find(|t| t.id == context.id)
+                .unwrap_or(context);
+            shown.push(Shown {
+                seq,
+                attempt: attempt.clone(),
+                transaction: transaction.clone(),
+            });
+        }
+        for transaction in &changes.transactions {
+            let _ = self.events.send(Event::TransactionChanged {
+                seq: self.next_seq(),
+                transaction: transaction.clone(),
+            });
+        }
+        if let Some(counts) = counts {
+            self.publish_counts(counts);
+        }
+        shown
+    }
+
+    fn publish_counts(&self, counts: Counts) {
+        let previous = lock(&self.last_counts).replace(counts);
+        let open_changed = previous.is_none_or(|p| p.open_attempts != counts.open_attempts);
+        let pending_changed = previous.is_none_or(|p| p.pending_sync != counts.pending_sync);
+        if open_changed || pending_changed {
+            let _ = self.events.send(Event::CountsChanged {
+                open_attempts: open_changed.then_some(counts.open_attempts),
+                pending_sync: pending_changed.then_some(counts.pending_sync),
+            });
+        }
+    }
+}
+
+/// The per-attempt lock and wake-up: provider calls and the till's actions on an attempt hold
+/// `lock`; `wake` makes its supervisor check at once (a simulator payment, an IPN, `Verify`).
 #[derive(Debug, Default)]
 pub struct AttemptHandle {
     lock: tokio::sync::Mutex<()>,
     wake: Notify,
+}
+
+type HandleTable = Arc<Mutex<HashMap<String, Arc<AttemptHandle>>>>;
+
+/// A use of an attempt's handle. The table keeps a handle only while someone uses it: the last
+/// `HandleRef` dropped removes it, so a finished attempt leaves nothing behind in memory.
+pub(crate) struct HandleRef {
+    table: HandleTable,
+    attempt_id: String,
+    handle: Option<Arc<AttemptHandle>>,
+}
+
+impl std::ops::Deref for HandleRef {
+    type Target = AttemptHandle;
+
+    fn deref(&self) -> &AttemptHandle {
+        // Present from creation until `drop`.
+        self.handle.as_deref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for HandleRef {
+    fn drop(&mut self) {
+        // Released under the table's lock, like every clone is made, so the last user sees a
+        // count of one and removes the entry.
+        let mut table = lock(&self.table);
+        drop(self.handle.take());
+        if table
+            .get(&self.attempt_id)
+            .is_some_and(|h| Arc::strong_count(h) == 1)
+        {
+            table.remove(&self.attempt_id);
+        }
+    }
+}
+
+/// What the daemon cannot resolve by itself, for the till and the watchdog.
+#[derive(Debug, Default)]
+struct Health {
+    /// Attempts whose provider call has had no known outcome for too long, with why.
+    unresolved: HashMap<String, String>,
+    /// Attempts of providers no longer configured, left alone.
+    orphaned: HashSet<String>,
+    /// Supervisors that panicked, by attempt: each is restarted a few times, then the daemon
+    /// reports itself unhealthy so that systemd restarts it.
+    panics: HashMap<String, u32>,
+    wedged: bool,
 }
 
 /// The payment engine. Cloning is cheap; every clone is the same engine.
@@ -125,11 +338,23 @@ struct Inner {
     store: Store,
     providers: Providers,
     settings: EngineSettings,
-    events: broadcast::Sender<Event>,
-    handles: Mutex<HashMap<String, Arc<AttemptHandle>>>,
-    supervised: Mutex<std::collections::HashSet<String>>,
+    clock: Arc<dyn Clock>,
+    publisher: Arc<Publisher>,
+    handles: HandleTable,
+    supervised: Mutex<HashSet<String>>,
+    /// Attempts to check once more although they are closed (an IPN arrived for them).
+    rechecks: Mutex<HashSet<String>>,
+    health: Mutex<Health>,
     screen: Option<screen::Screen>,
-    last_counts: Mutex<Option<(u32, u64)>>,
+}
+
+/// Locks a mutex of plain in-memory bookkeeping. A panic while it was held cannot leave it
+/// half-written in a way that matters more than stopping the daemon would, so the poison is
+/// ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Engine {
@@ -141,24 +366,46 @@ impl Engine {
         settings: EngineSettings,
         screen: Option<ScreenSettings>,
     ) -> Engine {
+        Engine::with_clock(store, providers, settings, screen, Arc::new(SystemClock))
+    }
+
+    /// As [`Engine::new`], reading the wall-clock time from `clock`.
+    pub fn with_clock(
+        store: Store,
+        providers: Providers,
+        settings: EngineSettings,
+        screen: Option<ScreenSettings>,
+        clock: Arc<dyn Clock>,
+    ) -> Engine {
         let (events, _) = broadcast::channel(4096);
         Engine {
             inner: Arc::new(Inner {
                 store,
                 providers,
                 settings,
-                events,
-                handles: Mutex::new(HashMap::new()),
-                supervised: Mutex::new(Default::default()),
+                clock,
+                publisher: Arc::new(Publisher {
+                    events,
+                    seq: AtomicU64::new(0),
+                    last_counts: Mutex::new(None),
+                }),
+                handles: HandleTable::default(),
+                supervised: Mutex::new(HashSet::new()),
+                rechecks: Mutex::new(HashSet::new()),
+                health: Mutex::new(Health::default()),
                 screen: screen.map(screen::Screen::new),
-                last_counts: Mutex::new(None),
             }),
         }
     }
 
     /// Subscribes to the engine's events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.inner.events.subscribe()
+        self.inner.publisher.events.subscribe()
+    }
+
+    /// The current wall-clock time, from the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
     }
 
     /// The names of the enabled providers (plus `system`, always there for cash).
@@ -174,7 +421,8 @@ impl Engine {
         self.inner.providers.simulator().is_some()
     }
 
-    /// How many payment attempts are open.
+    /// How many payment attempts may still take money (open, or with an invoice not yet closed
+    /// at the provider).
     pub async fn open_attempts(&self) -> Result<u32, EngineError> {
         self.read(|tx| Ok(tx.open_payment_attempt_count()?)).await
     }
@@ -184,12 +432,33 @@ impl Engine {
         self.read(|tx| Ok(tx.pending_outbox_count()?)).await
     }
 
-    /// Picks up every attempt a previous run left unfinished and shows the current state on the
-    /// customer display.
+    /// How many attempts have had a provider call with no known outcome for longer than
+    /// `unknown_outcome_alert_after`.
+    pub fn unresolved_attempts(&self) -> u32 {
+        u32::try_from(lock(&self.inner.health).unresolved.len()).unwrap_or(u32::MAX)
+    }
+
+    /// How many unfinished attempts belong to providers no longer configured.
+    pub fn orphaned_attempts(&self) -> u32 {
+        u32::try_from(lock(&self.inner.health).orphaned.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Picks up every attempt a previous run left unfinished that needs the daemon, and shows
+    /// the current state on the customer display. A cash attempt waits for the cashier and
+    /// needs no supervisor; an attempt of a provider no longer configured is reported once,
+    /// counted (`OrphanedAttempts`) and left alone.
     pub async fn resume(&self) -> Result<usize, EngineError> {
         let attempts = self.read(|tx| Ok(tx.attempts_to_resume()?)).await?;
-        let count = attempts.len();
+        let mut resumed = 0;
         for attempt in attempts {
+            if attempt.provider == SYSTEM_PROVIDER {
+                if attempt.kind == crate::domain::AttemptType::Payment {
+                    continue;
+                }
+            } else if self.inner.providers.get(&attempt.provider).is_none() {
+                self.orphaned(&attempt);
+                continue;
+            }
             tracing::info!(
                 attempt_id = %attempt.id,
                 transaction_id = %attempt.transaction_id,
@@ -198,32 +467,77 @@ impl Engine {
                 "resuming attempt"
             );
             self.supervise(&attempt.id);
+            resumed += 1;
         }
         if let Some(screen) = &self.inner.screen {
             screen.show_idle_if_blank().await;
         }
-        self.publish_counts().await;
-        Ok(count)
+        let counts = self.read(|tx| Ok(Counts::read(tx)?)).await?;
+        self.inner.publisher.publish_counts(counts);
+        Ok(resumed)
     }
 
-    /// Runs `f` in one store transaction on a blocking thread, then publishes what it changed.
+    /// Whether the engine is alive: a round trip through the store answers in time and no
+    /// supervisor is wedged. The watchdog is fed only while it is.
+    pub async fn alive(&self, within: Duration) -> Result<(), EngineError> {
+        if lock(&self.inner.health).wedged {
+            return Err(EngineError::Internal(
+                "a payment supervisor keeps failing; restarting is safer".to_owned(),
+            ));
+        }
+        match tokio::time::timeout(within, self.open_attempts()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(EngineError::Internal(format!(
+                "the database did not answer within {within:?}"
+            ))),
+        }
+    }
+
+    /// Runs `f` in one store transaction on a blocking thread. What it changed is published in
+    /// commit order (signals, counts), then shown on the customer display, and the attempts it
+    /// asked for get their supervisors.
     async fn write<T, F>(&self, f: F) -> Result<T, EngineError>
     where
         T: Send + 'static,
         F: FnOnce(&Tx<'_>, &mut Changes) -> Result<T, EngineError> + Send + 'static,
     {
         let store = self.inner.store.clone();
-        let (value, changes) = crate::logging::spawn_blocking(move || {
-            store.write(|tx| {
-                let mut changes = Changes::default();
-                let value = f(tx, &mut changes)?;
-                Ok::<_, EngineError>((value, changes))
-            })
+        let publisher = self.inner.publisher.clone();
+        let (value, shown, supervise) = crate::logging::spawn_blocking(move || {
+            store.write_then(
+                |tx| {
+                    let mut changes = Changes::default();
+                    let value = f(tx, &mut changes)?;
+                    let counts = if changes.is_empty() {
+                        None
+                    } else {
+                        Some(Counts::read(tx)?)
+                    };
+                    Ok::<_, EngineError>((value, changes, counts))
+                },
+                |(value, changes, counts)| {
+                    let shown = publisher.publish(&changes, counts);
+                    (value, shown, changes.supervise)
+                },
+            )
         })
         .await
         .map_err(|e| EngineError::Internal(format!("a database task failed: {e}")))??;
-        if !changes.is_empty() {
-            self.publish(changes).await;
+        if let Some(screen) = &self.inner.screen {
+            for shown in shown {
+                screen
+                    .update(
+                        &shown.attempt,
+                        &shown.transaction,
+                        self.display_name(&shown.attempt.provider),
+                        shown.seq,
+                    )
+                    .await;
+            }
+        }
+        for attempt_id in supervise {
+            self.supervise(&attempt_id);
         }
         Ok(value)
     }
@@ -238,59 +552,6 @@ impl Engine {
         crate::logging::spawn_blocking(move || store.read(f))
             .await
             .map_err(|e| EngineError::Internal(format!("a database task failed: {e}")))?
-    }
-
-    async fn publish(&self, changes: Changes) {
-        // Attempts first: an attempt's success is what settles its transaction.
-        for attempt in &changes.attempts {
-            let _ = self
-                .inner
-                .events
-                .send(Event::AttemptChanged(attempt.clone()));
-        }
-        for transaction in &changes.transactions {
-            let _ = self
-                .inner
-                .events
-                .send(Event::TransactionChanged(transaction.clone()));
-        }
-        if let Some(screen) = &self.inner.screen {
-            for attempt in &changes.attempts {
-                if let Some(transaction) = changes
-                    .transactions
-                    .iter()
-                    .find(|t| t.id == attempt.transaction_id)
-                {
-                    screen
-                        .update(attempt, transaction, self.display_name(&attempt.provider))
-                        .await;
-                }
-            }
-        }
-        self.publish_counts().await;
-    }
-
-    async fn publish_counts(&self) {
-        let counts = self
-            .read(|tx| Ok((tx.open_payment_attempt_count()?, tx.pending_outbox_count()?)))
-            .await;
-        let Ok((open_attempts, pending_sync)) = counts else {
-            return;
-        };
-        let previous = {
-            let Ok(mut last) = self.inner.last_counts.lock() else {
-                return;
-            };
-            last.replace((open_attempts, pending_sync))
-        };
-        let open_changed = previous.is_none_or(|(open, _)| open != open_attempts);
-        let pending_changed = previous.is_none_or(|(_, pending)| pending != pending_sync);
-        if open_changed || pending_changed {
-            let _ = self.inner.events.send(Event::CountsChanged {
-                open_attempts: open_changed.then_some(open_attempts),
-                pending_sync: pending_changed.then_some(pending_sync),
-            });
-        }
     }
 
     fn display_name(&self, provider: &str) -> String {
@@ -311,35 +572,55 @@ impl Engine {
     }
 
     /// The lock and wake-up of an attempt, shared by everyone working on it.
-    fn handle(&self, attempt_id: &str) -> Arc<AttemptHandle> {
-        let mut handles = match self.inner.handles.lock() {
-            Ok(handles) => handles,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        handles.entry(attempt_id.to_owned()).or_default().clone()
+    fn handle(&self, attempt_id: &str) -> HandleRef {
+        let table = self.inner.handles.clone();
+        let handle = lock(&table)
+            .entry(attempt_id.to_owned())
+            .or_default()
+            .clone();
+        HandleRef {
+            table,
+            attempt_id: attempt_id.to_owned(),
+            handle: Some(handle),
+        }
     }
 
-    /// Drops an attempt's handle once nobody but the table holds it.
-    fn release(&self, attempt_id: &str) {
-        if let Ok(mut handles) = self.inner.handles.lock()
-            && handles
-                .get(attempt_id)
-                .is_some_and(|h| Arc::strong_count(h) == 1)
-        {
-            handles.remove(attempt_id);
-        }
+    /// How many attempts have a handle in memory (for tests of the memory bound).
+    pub fn handles_in_memory(&self) -> usize {
+        lock(&self.inner.handles).len()
     }
 
     /// Makes the attempt's supervisor check with the provider now.
     pub fn nudge(&self, attempt_id: &str) {
-        let exists = self
-            .inner
-            .handles
-            .lock()
-            .map(|h| h.contains_key(attempt_id))
-            .unwrap_or(false);
-        if exists {
-            self.handle(attempt_id).wake.notify_one();
+        if let Some(handle) = lock(&self.inner.handles).get(attempt_id) {
+            handle.wake.notify_one();
         }
+    }
+
+    /// Notes an attempt of a provider that is no longer configured: reported once, counted.
+    fn orphaned(&self, attempt: &Attempt) {
+        let (newly, counts) = {
+            let mut health = lock(&self.inner.health);
+            let newly = health.orphaned.insert(attempt.id.clone());
+            (newly, (health.unresolved.len(), health.orphaned.len()))
+        };
+        if newly {
+            tracing::warn!(
+                attempt_id = %attempt.id,
+                transaction_id = %attempt.transaction_id,
+                provider = %attempt.provider,
+                status = %attempt.status,
+                "this attempt's provider is no longer configured; it is left as it is (configure \
+                 the provider again to finish it, or settle it in the provider's portal)"
+            );
+            self.publish_health(counts);
+        }
+    }
+
+    fn publish_health(&self, (unresolved, orphaned): (usize, usize)) {
+        let _ = self.inner.publisher.events.send(Event::HealthChanged {
+            unresolved: u32::try_from(unresolved).unwrap_or(u32::MAX),
+            orphaned: u32::try_from(orphaned).unwrap_or(u32::MAX),
+        });
     }
 }

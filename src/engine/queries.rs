@@ -89,6 +89,7 @@ fn validate_filter(request: ListRequest) -> Result<TransactionFilter, EngineErro
         source_id: request.source_id,
         since: time("since", request.since)?,
         until: time("until", request.until)?,
+        overpaid_only: request.overpaid.unwrap_or(false),
         limit,
         offset: request.offset.unwrap_or(0),
     })

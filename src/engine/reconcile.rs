@@ -178,7 +178,6 @@ impl Engine {
             }
             .await;
             drop(guard);
-            self.release(&attempt_id);
             if let Err(error) = result {
                 // This row stays `missing`; the others are still recorded.
                 tracing::warn!(%error, payment_id = %row.payment_id, "cannot record a missing payment");

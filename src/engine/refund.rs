@@ -6,7 +6,8 @@ use tracing::Instrument;
 
 use super::checkout::{load_pair_in, new_attempt};
 use super::error::amount_error;
-use super::{Engine, EngineError, RefundReply, RefundRequest, SYSTEM_PROVIDER};
+use super::money::add;
+use super::{Changes, Engine, EngineError, RefundReply, RefundRequest, SYSTEM_PROVIDER};
 use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN};
 use crate::domain::{
     Attempt, AttemptStatus, AttemptType, Failure, OutboxKind, Timestamp, check_text, format_amount,
@@ -14,16 +15,31 @@ use crate::domain::{
 };
 use crate::logging;
 use crate::providers::{ProviderError, ProviderPayment};
+use crate::store::Tx;
 
 impl Engine {
-    /// Refunds part or all of a successful payment attempt.
+    /// Refunds part or all of a successful payment attempt. Safe to repeat with the same
+    /// `request_id`: the same refund is answered, never a second one. A refund whose outcome is
+    /// unknown (the provider unreachable) is answered `204_SENT` and finished by its supervisor,
+    /// which repeats it with the same key; its `AttemptChanged` follows.
     pub async fn refund(&self, request: RefundRequest) -> Result<RefundReply, EngineError> {
         check_text("attempt_id", &request.attempt_id, MAX_ID_LEN)?;
         if let Some(reason) = &request.reason {
             check_text("reason", reason, MAX_NOTE_LEN)?;
         }
+        if let Some(request_id) = &request.request_id {
+            check_text("request_id", request_id, MAX_ID_LEN)?;
+        }
         let amount =
             crate::domain::parse_decimal(&request.amount).map_err(|e| amount_error("amount", e))?;
+        if let Some(request_id) = request.request_id.clone() {
+            let existing = self
+                .read(move |tx| Ok(tx.attempt_by_request(&request_id)?))
+                .await?;
+            if let Some(existing) = existing {
+                return self.repeated_refund(existing, &request, amount);
+            }
+        }
         // The provider's own limits (QPay refunds whole payments), checked before anything is
         // recorded.
         let (_, attempt) = self.load_pair(&request.attempt_id).await?;
@@ -50,83 +66,77 @@ impl Engine {
                 .check_refund(amount, &payments)
                 .map_err(EngineError::InvalidArgument)?;
         }
-        let id = request.attempt_id.clone();
-        let refund = self
-            .write(move |tx, changes| {
-                let (transaction, attempt) = load_pair_in(tx, &id)?;
-                if attempt.kind != AttemptType::Payment || attempt.status != AttemptStatus::Success
-                {
-                    return Err(EngineError::AttemptNotSuccess(format!(
-                        "attempt {} is a {} in {}; only a 302_SUCCESS payment can be refunded",
-                        attempt.code, attempt.kind, attempt.status
-                    )));
-                }
-                let amount = parse_amount(&request.amount, transaction.currency, None)
-                    .map_err(|e| amount_error("amount", e))?;
-                let in_flight: Decimal = tx
-                    .attempts_of(&transaction.id)?
-                    .iter()
-                    .filter(|a| {
-                        a.kind == AttemptType::RefundPayment
-                            && a.parent_id.as_deref() == Some(attempt.id.as_str())
-                            && a.status.is_open()
-                    })
-                    .map(|a| a.amount)
-                    .sum();
-                let remaining = attempt.refundable() - in_flight;
-                if amount > remaining {
-                    return Err(EngineError::RefundExceedsRemaining(format!(
-                        "{} exceeds what is left to refund on attempt {}: {}",
-                        format_for_display(amount, transaction.currency),
-                        attempt.code,
-                        format_for_display(remaining.max(Decimal::ZERO), transaction.currency)
-                    )));
-                }
-                let now = Timestamp::now();
-                let mut refund = new_attempt(
-                    tx,
-                    &transaction,
-                    AttemptType::RefundPayment,
-                    &attempt.provider,
-                    &attempt.method,
-                    amount,
-                    Some(attempt.id.clone()),
-                    now,
-                )?;
-                refund.note = request.reason;
-                tx.insert_attempt(&refund)?;
-                changes.attempt(&refund);
-                changes.transaction(&transaction);
-                Ok(refund)
-            })
-            .await?;
+        let now = self.now();
+        let recorded = {
+            let request = request.clone();
+            self.write(move |tx, changes| record_refund(tx, changes, request, now))
+                .await?
+        };
+        let refund = match recorded {
+            Recorded::Existing(existing) => {
+                return self.repeated_refund(existing, &request, amount);
+            }
+            Recorded::New(refund) => refund,
+        };
         let handle = self.handle(&refund.id);
         let guard = handle.lock.lock().await;
         let span = logging::attempt_span(&refund.transaction_id, &refund.id, &refund.provider);
         let result = self.send_refund(&refund.id).instrument(span).await;
         drop(guard);
-        let refund = match result {
-            Ok(refund) => refund,
-            Err(error) => {
-                if matches!(error, EngineError::ProviderUnavailable(_)) {
-                    // The outcome is unknown: the supervisor repeats it with the same key.
-                    self.supervise(&refund.id);
-                } else {
-                    self.release(&refund.id);
-                }
-                return Err(error);
-            }
-        };
-        self.release(&refund.id);
+        let (refund, unknown) = result?;
+        if let Some(error) = unknown {
+            tracing::warn!(
+                attempt_id = %refund.id,
+                %error,
+                "the refund's outcome is unknown; it is repeated with the same key until known"
+            );
+            self.supervise(&refund.id);
+        }
         Ok(RefundReply { refund })
+    }
+
+    /// The answer to a `request_id` seen before: the refund it made, as it stands now, if the
+    /// request is the same one; a different request under the same id is refused.
+    fn repeated_refund(
+        &self,
+        existing: Attempt,
+        request: &RefundRequest,
+        amount: Decimal,
+    ) -> Result<RefundReply, EngineError> {
+        let same = existing.kind == AttemptType::RefundPayment
+            && existing.parent_id.as_deref() == Some(request.attempt_id.as_str())
+            && existing.amount == amount;
+        if !same {
+            return Err(EngineError::InvalidArgument(format!(
+                "request_id {} was already used for {} {} of {}; use a new request_id for a \
+                 different refund",
+                request.request_id.as_deref().unwrap_or_default(),
+                existing.kind,
+                existing.code,
+                format_amount(existing.amount)
+            )));
+        }
+        if existing.status.is_open() {
+            // Someone must be finishing it (after a restart, the resumed supervisor is).
+            self.supervise(&existing.id);
+        }
+        Ok(RefundReply { refund: existing })
     }
 
     /// Sends a recorded refund to its provider and records the outcome. Safe to repeat: the
     /// provider refunds a key once. Holds the refund's lock (taken by the caller).
-    pub(super) async fn send_refund(&self, refund_id: &str) -> Result<Attempt, EngineError> {
+    ///
+    /// Returns the refund as it stands, with the provider's error when the outcome is unknown
+    /// (the refund is then `204_SENT`, to be repeated with the same key). A final refusal (the
+    /// provider refused, or does not know the payment) fails the refund, releasing its amount,
+    /// and is an error.
+    pub(super) async fn send_refund(
+        &self,
+        refund_id: &str,
+    ) -> Result<(Attempt, Option<ProviderError>), EngineError> {
         let (transaction, refund) = self.load_pair(refund_id).await?;
         if !refund.status.is_open() {
-            return Ok(refund);
+            return Ok((refund, None));
         }
         let parent_id = refund.parent_id.clone().unwrap_or_default();
         let (_, parent) = self.load_pair(&parent_id).await?;
@@ -156,79 +166,182 @@ impl Engine {
                 .map(|o| o.reference)
         };
         let id = refund_id.to_owned();
+        let now = self.now();
         match outcome {
             Ok(reference) => {
-                self.write(move |tx, changes| {
-                    let (mut transaction, mut refund) = load_pair_in(tx, &id)?;
-                    let parent_id = refund.parent_id.clone().unwrap_or_default();
-                    let (_, mut parent) = load_pair_in(tx, &parent_id)?;
-                    let now = Timestamp::now();
-                    refund.invoice_id = Some(reference);
-                    refund.transition_to(AttemptStatus::Success, now)?;
-                    parent.refunded += refund.amount;
-                    parent.updated_at = now;
-                    transaction.refunded += refund.amount;
-                    transaction.updated_at = now;
-                    tx.update_attempt(&refund)?;
-                    tx.update_attempt(&parent)?;
-                    tx.update_transaction(&transaction)?;
-                    tx.append_outbox(
-                        &transaction.id,
-                        OutboxKind::RefundSucceeded,
-                        &serde_json::json!({
-                            "transaction_id": transaction.id,
-                            "transaction_number": transaction.number,
-                            "refund_attempt_id": refund.id,
-                            "refund_attempt_code": refund.code,
-                            "parent_id": parent.id,
-                            "provider": refund.provider,
-                            "currency": transaction.currency.code(),
-                            "amount": format_amount(refund.amount),
-                            "refunded": format_amount(transaction.refunded),
-                            "at": now.to_rfc3339(),
-                        }),
-                        now,
-                    )?;
-                    changes.attempt(&refund);
-                    changes.attempt(&parent);
-                    changes.transaction(&transaction);
-                    tracing::info!(
-                        attempt_id = %refund.id,
-                        transaction_id = %transaction.id,
-                        provider = %refund.provider,
-                        amount = %refund.amount,
-                        "refund succeeded"
-                    );
-                    Ok(refund)
-                })
-                .await
+                let refund = self
+                    .write(move |tx, changes| record_refunded(tx, changes, &id, reference, now))
+                    .await?;
+                Ok((refund, None))
             }
-            Err(ProviderError::Rejected { code, message }) => {
-                let failure = Failure {
-                    code: code.clone(),
-                    message: message.clone(),
+            Err(error) if error.is_final() => {
+                let failure = match &error {
+                    ProviderError::Rejected { code, message } => Failure {
+                        code: code.clone(),
+                        message: message.clone(),
+                    },
+                    other => Failure {
+                        code: "NOT_FOUND".to_owned(),
+                        message: other.to_string(),
+                    },
                 };
                 self.fail_attempt(&id, failure).await?;
-                Err(EngineError::ProviderRejected { code, message })
+                Err(EngineError::from(error))
             }
             Err(error) => {
                 // Sent, outcome unknown: `204_SENT` until a repeat with the same key settles it.
-                self.write(move |tx, changes| {
-                    let (transaction, mut refund) = load_pair_in(tx, &id)?;
-                    if refund.status == AttemptStatus::New {
-                        refund.transition_to(AttemptStatus::Sent, Timestamp::now())?;
-                        tx.update_attempt(&refund)?;
-                        changes.attempt(&refund);
-                        changes.transaction(&transaction);
-                    }
-                    Ok(())
-                })
-                .await?;
-                Err(EngineError::ProviderUnavailable(format!(
-                    "refund {} is recorded and will be retried: {error}",
-                    refund.code
-                )))
+                let refund = self
+                    .write(move |tx, changes| {
+                        let (transaction, mut refund) = load_pair_in(tx, &id)?;
+                        if refund.status == AttemptStatus::New {
+                            refund.transition_to(AttemptStatus::Sent, now)?;
+                            tx.update_attempt(&refund)?;
+                            changes.attempt(&refund, &transaction);
+                        }
+                        Ok(refund)
+                    })
+                    .await?;
+                Ok((refund, Some(error)))
             }
         }
     }
+}
+
+/// What the store step of a refund found or made.
+enum Recorded {
+    /// The `request_id` made this attempt before (a concurrent repeat got there first).
+    Existing(Attempt),
+    New(Attempt),
+}
+
+/// The store step of a refund: MQ-Pay's rules, then the refund attempt.
+fn record_refund(
+    tx: &Tx<'_>,
+    changes: &mut Changes,
+    request: RefundRequest,
+    now: Timestamp,
+) -> Result<Recorded, EngineError> {
+    if let Some(request_id) = &request.request_id
+        && let Some(existing) = tx.attempt_by_request(request_id)?
+    {
+        return Ok(Recorded::Existing(existing));
+    }
+    let (transaction, attempt) = load_pair_in(tx, &request.attempt_id)?;
+    if attempt.kind != AttemptType::Payment || attempt.status != AttemptStatus::Success {
+        return Err(EngineError::AttemptNotSuccess(format!(
+            "attempt {} is a {} in {}; only a 302_SUCCESS payment can be refunded",
+            attempt.code, attempt.kind, attempt.status
+        )));
+    }
+    let amount = parse_amount(&request.amount, transaction.currency, None)
+        .map_err(|e| amount_error("amount", e))?;
+    let pending: Vec<Attempt> = tx
+        .attempts_of(&transaction.id)?
+        .into_iter()
+        .filter(|a| {
+            a.kind == AttemptType::RefundPayment
+                && a.parent_id.as_deref() == Some(attempt.id.as_str())
+                && a.status.is_open()
+        })
+        .collect();
+    if request.request_id.is_none()
+        && let Some(same) = pending.iter().find(|a| a.amount == amount)
+    {
+        // Most likely the till repeating a refund whose answer it did not trust: refunding
+        // again would give the customer the money twice.
+        return Err(EngineError::InvalidTransactionStatus(format!(
+            "refund {} of {} on attempt {} is still pending ({}); its AttemptChanged will say \
+             how it ends. To repeat a refund safely, send it with a request_id",
+            same.code,
+            format_for_display(same.amount, transaction.currency),
+            attempt.code,
+            same.status
+        )));
+    }
+    let in_flight: Decimal = pending.iter().map(|a| a.amount).sum();
+    let remaining = attempt.refundable() - in_flight;
+    if amount > remaining {
+        return Err(EngineError::RefundExceedsRemaining(format!(
+            "{} exceeds what is left to refund on attempt {}: {}",
+            format_for_display(amount, transaction.currency),
+            attempt.code,
+            format_for_display(remaining.max(Decimal::ZERO), transaction.currency)
+        )));
+    }
+    let mut refund = new_attempt(
+        tx,
+        &transaction,
+        AttemptType::RefundPayment,
+        &attempt.provider,
+        &attempt.method,
+        amount,
+        Some(attempt.id.clone()),
+        now,
+    )?;
+    refund.note = request.reason;
+    refund.request_id = request.request_id;
+    tx.insert_attempt(&refund)?;
+    changes.attempt(&refund, &transaction);
+    Ok(Recorded::New(refund))
+}
+
+/// The store step of a refund the provider confirmed.
+fn record_refunded(
+    tx: &Tx<'_>,
+    changes: &mut Changes,
+    refund_id: &str,
+    reference: String,
+    now: Timestamp,
+) -> Result<Attempt, EngineError> {
+    let (mut transaction, mut refund) = load_pair_in(tx, refund_id)?;
+    if !refund.status.is_open() {
+        return Ok(refund);
+    }
+    let parent_id = refund.parent_id.clone().unwrap_or_default();
+    let (_, mut parent) = load_pair_in(tx, &parent_id)?;
+    refund.invoice_id = Some(reference);
+    refund.transition_to(AttemptStatus::Success, now)?;
+    parent.refunded = add(
+        parent.refunded,
+        refund.amount,
+        "the attempt's refunded amount",
+    )?;
+    parent.updated_at = now;
+    transaction.refunded = add(
+        transaction.refunded,
+        refund.amount,
+        "the transaction's refunded amount",
+    )?;
+    transaction.updated_at = now;
+    tx.update_attempt(&refund)?;
+    tx.update_attempt(&parent)?;
+    tx.update_transaction(&transaction)?;
+    tx.append_outbox(
+        &transaction.id,
+        OutboxKind::RefundSucceeded,
+        &serde_json::json!({
+            "transaction_id": transaction.id,
+            "transaction_number": transaction.number,
+            "refund_attempt_id": refund.id,
+            "refund_attempt_code": refund.code,
+            "parent_id": parent.id,
+            "provider": refund.provider,
+            "currency": transaction.currency.code(),
+            "amount": format_amount(refund.amount),
+            "refunded": format_amount(transaction.refunded),
+            "at": now.to_rfc3339(),
+        }),
+        now,
+    )?;
+    changes.attempt(&refund, &transaction);
+    changes.attempt(&parent, &transaction);
+    changes.transaction(&transaction);
+    tracing::info!(
+        attempt_id = %refund.id,
+        transaction_id = %transaction.id,
+        provider = %refund.provider,
+        amount = %refund.amount,
+        "refund succeeded"
+    );
+    Ok(refund)
 }

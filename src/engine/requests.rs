@@ -30,6 +30,9 @@ pub struct CheckoutRequest {
     pub expires_in_ms: Option<u64>,
     pub allow_partial: Option<bool>,
     pub items: Vec<ItemRequest>,
+    /// Cancel the order's open attempt and start this one in its place (instead of answering
+    /// `InvalidTransactionStatus` when it differs).
+    pub replace_open: Option<bool>,
     /// The customer's card or account, for the method `ATM`: used for the one create call and
     /// dropped with the request, never recorded.
     pub instrument: Option<PaymentInstrument>,
@@ -89,6 +92,9 @@ pub struct RefundRequest {
     pub attempt_id: String,
     pub amount: String,
     pub reason: Option<String>,
+    /// The till's own key for this refund: repeating a refund with the same key answers the
+    /// same refund attempt instead of refunding again.
+    pub request_id: Option<String>,
 }
 
 /// The answer to `Refund`: the `300_REFUND_PAYMENT` attempt.
@@ -113,6 +119,8 @@ pub struct ListRequest {
     pub source_id: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,
+    /// Only transactions that received more money than they needed.
+    pub overpaid: Option<bool>,
     pub limit: Option<u32>,
     pub offset: Option<u32>,
 }

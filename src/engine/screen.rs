@@ -32,6 +32,9 @@ pub(super) struct Screen {
 #[derive(Default)]
 struct Shown {
     attempt_id: Option<String>,
+    /// The `seq` of the attempt's change last drawn: an older change of the same attempt that
+    /// arrives late is not drawn.
+    seq: u64,
     frame: Option<Owned>,
 }
 
@@ -55,12 +58,14 @@ impl Screen {
         }
     }
 
-    /// Shows the attempt's state if the screen follows it (or it is a newer live attempt).
+    /// Shows the attempt's state if the screen follows it (or it is a newer live attempt), and
+    /// the change (`seq`) is newer than what the screen shows.
     pub(super) async fn update(
         &self,
         attempt: &Attempt,
         transaction: &Transaction,
         provider: String,
+        seq: u64,
     ) {
         // A payment attempt not yet created at its provider has nothing to show yet (cash
         // attempts do: the amount to pay at the counter).
@@ -72,10 +77,15 @@ impl Screen {
         }
         let mut shown = self.shown.lock().await;
         let follows = shown.attempt_id.as_deref() == Some(attempt.id.as_str());
+        if follows && seq < shown.seq {
+            // An older state of what is on screen, overtaken by a newer one.
+            return;
+        }
         if !follows && !attempt.status.is_open() {
             return;
         }
         shown.attempt_id = Some(attempt.id.clone());
+        shown.seq = seq;
         let frame = Owned::for_attempt(
             attempt,
             transaction,

@@ -40,13 +40,15 @@ impl Engine {
         }
         .await;
         drop(guard);
-        self.release(attempt_id);
         result
     }
 
     /// A provider says one of its invoices changed (an IPN): the attempt's supervisor checks
     /// with the provider at once, so the notification is applied exactly like a poll result,
-    /// only once the provider's own status API agrees. Returns whether the invoice is known.
+    /// only once the provider's own status API agrees. Whatever state the attempt is in (late
+    /// money on an expired or cancelled QR included), the notification is checked, never
+    /// dropped; notifications that arrive while a check is pending are answered by that one
+    /// check. Returns whether the invoice is known.
     pub async fn invoice_notified(
         &self,
         provider: &str,
@@ -60,10 +62,11 @@ impl Engine {
             tracing::warn!(provider, invoice_id, "notification for an unknown invoice");
             return Ok(false);
         };
-        if attempt.status.is_open() || attempt.provider_open {
-            self.supervise(&attempt.id);
-            self.nudge(&attempt.id);
+        if !attempt.may_take_money() {
+            self.recheck_later(&attempt.id);
         }
+        self.supervise(&attempt.id);
+        self.nudge(&attempt.id);
         Ok(true)
     }
 }

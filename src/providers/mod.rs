@@ -161,6 +161,9 @@ pub enum CancelOutcome {
     Cancelled,
     /// The customer paid before the cancel arrived: check and settle instead.
     AlreadyPaid,
+    /// The provider has no way to close the invoice: it stays payable until the provider's own
+    /// expiry, so the engine keeps watching it (AppotaPay's POS orders).
+    StillPayable,
 }
 
 /// What the engine asks a provider to refund.
@@ -228,10 +231,42 @@ pub enum ProviderError {
     NotFound(String),
 }
 
+/// What a failed provider call means for the next step: the one classification every caller
+/// uses, so that no call site decides it on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// The provider answered, and repeating the call will not change its answer (a refusal,
+    /// an unknown invoice or payment): act on it.
+    Final,
+    /// The call did not take effect (credentials refused, rate-limited): it may be repeated,
+    /// after `after` when the provider said how long.
+    Retry { after: Option<Duration> },
+    /// No answer, or an unusable one: the call may or may not have taken effect. Look it up,
+    /// or repeat it with the same idempotency key.
+    Unknown,
+}
+
 impl ProviderError {
+    /// How the engine must treat this failure; see [`Disposition`].
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            ProviderError::Rejected { .. } | ProviderError::NotFound(_) => Disposition::Final,
+            ProviderError::Unauthorized => Disposition::Retry { after: None },
+            ProviderError::RateLimited { retry_after } => Disposition::Retry {
+                after: *retry_after,
+            },
+            ProviderError::Unavailable(_) | ProviderError::Timeout => Disposition::Unknown,
+        }
+    }
+
     /// Whether the call's outcome is unknown, so that it must be looked up before it is retried.
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self, ProviderError::Unavailable(_) | ProviderError::Timeout)
+        self.disposition() == Disposition::Unknown
+    }
+
+    /// Whether the provider gave its final word: repeating the call is pointless.
+    pub fn is_final(&self) -> bool {
+        self.disposition() == Disposition::Final
     }
 }
 

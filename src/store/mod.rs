@@ -44,8 +44,6 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("the database holds an invalid value in {column}: {value:?}")]
     InvalidValue { column: &'static str, value: String },
-    #[error("the database lock was poisoned by a panic")]
-    Poisoned,
 }
 
 /// The database, shared by every task of the daemon. Cloning is cheap.
@@ -123,7 +121,27 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        self.run(TransactionBehavior::Immediate, f)
+        self.write_then(f, |value| value)
+    }
+
+    /// As [`Store::write`], then runs `committed` on `f`'s value once the transaction has
+    /// committed, while this store still admits no other transaction: what `committed` does
+    /// (announcing the change, say) happens in commit order.
+    pub fn write_then<T, U, E>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+        committed: impl FnOnce(T) -> U,
+    ) -> Result<U, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut connection = self.lock();
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let value = f(&Tx::new(&transaction))?;
+        transaction.commit().map_err(StoreError::from)?;
+        Ok(committed(value))
     }
 
     /// Runs `f` against one consistent snapshot of the database.
@@ -131,24 +149,24 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        self.run(TransactionBehavior::Deferred, f)
-    }
-
-    fn run<T, E>(
-        &self,
-        behavior: TransactionBehavior,
-        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
-    ) -> Result<T, E>
-    where
-        E: From<StoreError>,
-    {
-        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut connection = self.lock();
         let transaction = connection
-            .transaction_with_behavior(behavior)
+            .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(StoreError::from)?;
         let value = f(&Tx::new(&transaction))?;
         transaction.commit().map_err(StoreError::from)?;
         Ok(value)
+    }
+
+    /// The connection. A panic while it was held (a bug) poisons the lock; the transaction the
+    /// panicking code had open was rolled back as it unwound (rusqlite rolls back on drop), so
+    /// the connection is sound and is used again rather than failing every later call.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.connection.lock().unwrap_or_else(|poisoned| {
+            tracing::error!("a database user panicked; its transaction was rolled back");
+            self.connection.clear_poison();
+            poisoned.into_inner()
+        })
     }
 }
 

@@ -20,12 +20,12 @@ pub struct Tx<'c> {
 }
 
 const TRANSACTION_COLUMNS: &str = "id, number, terminal_id, source_type, source_id, source_uid, \
-     currency, total, paid, refunded, status, description, created_at, updated_at";
+     currency, total, paid, refunded, status, description, created_at, updated_at, overpaid";
 
 const ATTEMPT_COLUMNS: &str = "id, code, transaction_id, type, status, provider, method, amount, \
      paid, refunded, tendered, parent_id, idempotency_key, invoice_id, short_url, qr_text, \
      deep_links, provider_open, allow_partial, expires_at, failure_code, failure_message, note, \
-     created_at, updated_at";
+     created_at, updated_at, overpaid, request_id";
 
 impl<'c> Tx<'c> {
     pub(super) fn new(inner: &'c rusqlite::Transaction<'c>) -> Self {
@@ -51,7 +51,7 @@ impl<'c> Tx<'c> {
         self.inner.execute(
             &format!(
                 "INSERT INTO transactions ({TRANSACTION_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             ),
             params![
                 t.id,
@@ -68,6 +68,7 @@ impl<'c> Tx<'c> {
                 t.description,
                 t.created_at.0,
                 t.updated_at.0,
+                money(t.overpaid),
             ],
         )?;
         for (position, item) in t.items.iter().enumerate() {
@@ -90,7 +91,8 @@ impl<'c> Tx<'c> {
     /// Writes a transaction's mutable fields: money, status and the update time.
     pub fn update_transaction(&self, t: &Transaction) -> Result<(), StoreError> {
         self.inner.execute(
-            "UPDATE transactions SET paid = ?2, refunded = ?3, status = ?4, updated_at = ?5
+            "UPDATE transactions SET paid = ?2, refunded = ?3, status = ?4, updated_at = ?5,
+                 overpaid = ?6
              WHERE id = ?1",
             params![
                 t.id,
@@ -98,6 +100,7 @@ impl<'c> Tx<'c> {
                 t.refunded.to_string(),
                 t.status.code(),
                 t.updated_at.0,
+                money(t.overpaid),
             ],
         )?;
         Ok(())
@@ -205,7 +208,7 @@ impl<'c> Tx<'c> {
             &format!(
                 "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES
                  (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                  ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+                  ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
             ),
             params![
                 a.id,
@@ -233,6 +236,8 @@ impl<'c> Tx<'c> {
                 a.note,
                 a.created_at.0,
                 a.updated_at.0,
+                money(a.overpaid),
+                a.request_id,
             ],
         )?;
         Ok(())
@@ -244,7 +249,7 @@ impl<'c> Tx<'c> {
             "UPDATE attempts SET status = ?2, paid = ?3, refunded = ?4, tendered = ?5,
                  invoice_id = ?6, short_url = ?7, qr_text = ?8, deep_links = ?9,
                  provider_open = ?10, expires_at = ?11, failure_code = ?12,
-                 failure_message = ?13, note = ?14, updated_at = ?15
+                 failure_message = ?13, note = ?14, updated_at = ?15, overpaid = ?16
              WHERE id = ?1",
             params![
                 a.id,
@@ -262,6 +267,7 @@ impl<'c> Tx<'c> {
                 a.failure.as_ref().map(|f| f.message.as_str()),
                 a.note,
                 a.updated_at.0,
+                money(a.overpaid),
             ],
         )?;
         Ok(())
@@ -274,6 +280,14 @@ impl<'c> Tx<'c> {
             .query_row(&sql, [id], read_attempt_row)
             .optional()?
             .transpose()
+    }
+
+    /// The attempt the till's request with this `request_id` made, if any.
+    pub fn attempt_by_request(&self, request_id: &str) -> Result<Option<Attempt>, StoreError> {
+        Ok(self
+            .attempts_where("request_id = ?1", &[&request_id])?
+            .into_iter()
+            .next())
     }
 
     /// Every attempt of a transaction, oldest first.
@@ -293,11 +307,12 @@ impl<'c> Tx<'c> {
         )
     }
 
-    /// How many payment attempts are open.
+    /// How many payment attempts may still take money: open, or with an invoice not yet
+    /// closed at the provider (`Attempt::may_take_money`).
     pub fn open_payment_attempt_count(&self) -> Result<u32, StoreError> {
         let count: i64 = self.inner.query_row(
             "SELECT COUNT(*) FROM attempts
-             WHERE type = '100_PAYMENT' AND status IN ('100_NEW', '204_SENT')",
+             WHERE type = '100_PAYMENT' AND (status IN ('100_NEW', '204_SENT') OR provider_open = 1)",
             [],
             |row| row.get(0),
         )?;
@@ -525,6 +540,7 @@ fn read_transaction_row(row: &Row<'_>) -> RowResult<Transaction> {
     let paid: String = row.get(8)?;
     let refunded: String = row.get(9)?;
     let status: String = row.get(10)?;
+    let overpaid: String = row.get(14)?;
     let build = || -> Result<Transaction, StoreError> {
         Ok(Transaction {
             id: row.get(0)?,
@@ -544,6 +560,7 @@ fn read_transaction_row(row: &Row<'_>) -> RowResult<Transaction> {
             items: Vec::new(),
             created_at: Timestamp(row.get(12)?),
             updated_at: Timestamp(row.get(13)?),
+            overpaid: decimal("transactions.overpaid", &overpaid)?,
         })
     };
     Ok(build())
@@ -560,6 +577,7 @@ fn read_attempt_row(row: &Row<'_>) -> RowResult<Attempt> {
         let deep_links: String = row.get(16)?;
         let failure_code: Option<String> = row.get(20)?;
         let failure_message: Option<String> = row.get(21)?;
+        let overpaid: String = row.get(25)?;
         Ok(Attempt {
             id: row.get(0)?,
             code: row.get(1)?,
@@ -595,6 +613,8 @@ fn read_attempt_row(row: &Row<'_>) -> RowResult<Attempt> {
             note: row.get(22)?,
             created_at: Timestamp(row.get(23)?),
             updated_at: Timestamp(row.get(24)?),
+            overpaid: decimal("attempts.overpaid", &overpaid)?,
+            request_id: row.get(26)?,
         })
     };
     Ok(build())
@@ -616,6 +636,15 @@ fn parse_code<T, E>(
         column,
         value: value.to_owned(),
     })
+}
+
+/// An amount as stored; zero is always `0`, so that `overpaid <> '0'` finds the non-zero ones.
+fn money(amount: Decimal) -> String {
+    if amount.is_zero() {
+        "0".to_owned()
+    } else {
+        amount.to_string()
+    }
 }
 
 fn deep_links_json(links: &[DeepLink]) -> String {
@@ -644,6 +673,9 @@ fn filter_sql(filter: &TransactionFilter) -> (String, Vec<Box<dyn ToSql>>) {
     }
     if let Some(until) = filter.until {
         add("created_at < ?", Box::new(until.0));
+    }
+    if filter.overpaid_only {
+        conditions.push("overpaid <> '0'".to_owned());
     }
     (conditions.join(" AND "), args)
 }

@@ -109,6 +109,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (provider, key)
     ) STRICT;
     "#,
+    // 3: overpayments (money a sale did not need) and the till's own keys for refunds.
+    r#"
+    ALTER TABLE transactions ADD COLUMN overpaid TEXT NOT NULL DEFAULT '0';
+    ALTER TABLE attempts ADD COLUMN overpaid TEXT NOT NULL DEFAULT '0';
+    ALTER TABLE attempts ADD COLUMN request_id TEXT;
+    CREATE UNIQUE INDEX attempts_by_request ON attempts (request_id)
+        WHERE request_id IS NOT NULL;
+    CREATE INDEX transactions_overpaid ON transactions (created_at) WHERE overpaid <> '0';
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -367,9 +367,13 @@ async fn card_payment_errors_reach_the_till_by_name_and_an_unknown_outcome_is_ne
         .client
         .checkout(&vnd_order("ap-card-u", "20000"))
         .await
-        .expect_err("the card is needed");
-    assert_eq!(error_name(&without), "InvalidArgument", "{without}");
-    assert!(without.to_string().contains("card or account details"));
+        .expect_err("a QR while the card payment is open");
+    assert_eq!(
+        error_name(&without),
+        "InvalidTransactionStatus",
+        "{without}"
+    );
+    assert!(without.to_string().contains("replace_open"), "{without}");
     assert_eq!(mock.count(Route::CardPayment), cases.len() + 1);
     let resent = h
         .client

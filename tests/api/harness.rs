@@ -152,6 +152,17 @@ pub async fn wait_attempt(
     .await
 }
 
+/// Waits for `OpenAttempts` (payment attempts that may still take money) to become `count`.
+pub async fn wait_open_attempts(
+    signals: &mut (impl Stream<Item = Signal> + Unpin),
+    count: u64,
+) -> Signal {
+    wait_for(signals, &format!("OpenAttempts {count}"), |s| {
+        s.name == "PropertiesChanged" && s.args["changed"]["OpenAttempts"] == count
+    })
+    .await
+}
+
 /// The remote error's short name.
 pub fn error_name(error: &qrpayd::dbus::client::ClientError) -> &str {
     error.short_name().unwrap_or("<not a qrpayd error>")

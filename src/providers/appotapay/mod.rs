@@ -21,9 +21,10 @@
 //!   AppotaPay) is closed: no money counts from a voided order, and an attempt already settled
 //!   stays settled (the void shows in `Verify` as the code `void`).
 //! - **Cancel**: the seeds document no cancel or void call. A cancel therefore checks the
-//!   status: paid is `AlreadyPaid`, anything else `Cancelled` (the QR leaves the display and
-//!   the order expires at AppotaPay). A payment made with a QR someone kept after that can only
-//!   arrive through an IPN or reconciliation.
+//!   status: paid is `AlreadyPaid`, closed or failed is `Cancelled`, and a pending order is
+//!   `StillPayable`: the QR leaves the display, but a customer who kept it can still pay until
+//!   AppotaPay gives up on the order, so the engine keeps the attempt under watch (slow checks,
+//!   IPNs applied) for `daemon.late_payment_watch_ms` after its expiry.
 //! - **Refund**: no refund call in the seeds either: refused before anything is recorded
 //!   (`check_refund`), and `refund` answers `Rejected { code: "UNSUPPORTED" }`. Refunds are made
 //!   in AppotaPay's merchant portal.
@@ -347,11 +348,15 @@ impl Provider for Appotapay {
     }
 
     async fn cancel(&self, invoice_id: &str) -> Result<CancelOutcome, ProviderError> {
-        // No cancel call exists (see the module documentation): what is not paid simply
-        // expires at AppotaPay.
+        // No cancel call exists (see the module documentation): an order that is still pending
+        // stays payable until AppotaPay itself gives up on it, so the engine keeps watching it.
         match self.check(invoice_id).await {
-            Ok(check) if check.state == InvoiceState::Paid => Ok(CancelOutcome::AlreadyPaid),
-            Ok(_) | Err(ProviderError::NotFound(_)) => Ok(CancelOutcome::Cancelled),
+            Ok(check) => Ok(match check.state {
+                InvoiceState::Paid => CancelOutcome::AlreadyPaid,
+                InvoiceState::Open => CancelOutcome::StillPayable,
+                InvoiceState::Closed | InvoiceState::Failed { .. } => CancelOutcome::Cancelled,
+            }),
+            Err(ProviderError::NotFound(_)) => Ok(CancelOutcome::Cancelled),
             Err(error) => Err(error),
         }
     }
