@@ -260,7 +260,7 @@ impl Config {
         let late_payment_watch = bounded_ms(
             "daemon.late_payment_watch_ms",
             &daemon.late_payment_watch_ms,
-            60_000..=7 * 86_400_000,
+            1_000..=7 * 86_400_000,
         )?;
         let unknown_outcome_alert_after = bounded_ms(
             "daemon.unknown_outcome_alert_after_ms",

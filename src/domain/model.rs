@@ -378,6 +378,41 @@ mod tests {
     }
 
     #[test]
+    fn what_a_sale_does_not_need_is_excess() {
+        let d = |s: &str| Decimal::from_str_exact(s).expect("literal");
+        let mut t = Transaction {
+            id: "t".into(),
+            number: "TXN000001".into(),
+            terminal_id: "T".into(),
+            source: Source {
+                kind: "Order".into(),
+                id: "o".into(),
+                uid: None,
+            },
+            currency: Currency::Mnt,
+            total: d("100"),
+            paid: d("40"),
+            refunded: Decimal::ZERO,
+            overpaid: Decimal::ZERO,
+            status: TransactionStatus::Partial,
+            description: None,
+            items: vec![],
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        };
+        assert_eq!(t.excess_of(d("50")), Decimal::ZERO);
+        assert_eq!(t.excess_of(d("70")), d("10"));
+        t.status = TransactionStatus::Settled;
+        assert_eq!(
+            t.excess_of(d("70")),
+            d("70"),
+            "a settled sale needs nothing"
+        );
+        t.status = TransactionStatus::Cancelled;
+        assert_eq!(t.excess_of(d("5")), d("5"), "nor does a cancelled one");
+    }
+
+    #[test]
     fn text_limits_are_enforced() {
         assert_eq!(check_text("source_id", "order-1", MAX_ID_LEN), Ok(()));
         assert_eq!(

@@ -105,10 +105,10 @@ fn confirm_in(
                     attempt.code, attempt.provider
                 )));
             }
-            // A transfer the cashier sees after the QR expired or was cancelled is late money
-            // on that attempt: it is recorded, never lost.
-            let late_transfer = cashier_confirms
-                && matches!(attempt.status, AttemptStatus::Expired | AttemptStatus::Fail);
+            // A transfer the cashier sees after the QR expired is late money on that attempt:
+            // it is recorded, never lost, and the drawer reconciles. A cancelled attempt is not
+            // confirmed: the cancel won, and the cashier was told so.
+            let late_transfer = cashier_confirms && attempt.status == AttemptStatus::Expired;
             if !attempt.status.is_open() && !late_transfer {
                 return Err(EngineError::InvalidTransactionStatus(format!(
                     "attempt {} is already {}",

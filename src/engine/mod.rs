@@ -30,6 +30,8 @@ mod requests;
 mod screen;
 mod simulator;
 mod supervisor;
+#[cfg(test)]
+mod tests;
 mod verify;
 
 use std::collections::{HashMap, HashSet};

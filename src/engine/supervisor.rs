@@ -418,13 +418,15 @@ impl Engine {
                 Closing::Closed | Closing::Paid => return Ok(Step::Done),
                 Closing::StillPayable => {
                     watch.watching = true;
-                    if watch.watch_until.is_none() {
-                        watch.watch_until = Some(now + self.inner.settings.late_payment_watch);
-                    }
+                    let until = *watch
+                        .watch_until
+                        .get_or_insert(now + self.inner.settings.late_payment_watch);
                     tracing::info!(
                         "the provider cannot close this invoice; watching it for late money"
                     );
-                    return Ok(Step::Wait(SLOW_CHECK_FIRST));
+                    return Ok(Step::Wait(
+                        SLOW_CHECK_FIRST.min(until.saturating_duration_since(now)),
+                    ));
                 }
             }
         }
@@ -453,7 +455,7 @@ impl Engine {
         let slow = SLOW_CHECK_FIRST
             .saturating_mul(1 << watch.slow_checks.min(5))
             .min(SLOW_CHECK_MAX);
-        Ok(Step::Wait(slow.min(until - now)))
+        Ok(Step::Wait(slow.min(until.saturating_duration_since(now))))
     }
 
     /// Asks the provider where the attempt's invoice stands and applies the answer (for the

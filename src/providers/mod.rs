@@ -426,3 +426,38 @@ impl Providers {
         self.by_name.keys().cloned().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_provider_error_has_one_disposition() {
+        let rejected = ProviderError::Rejected {
+            code: "X".into(),
+            message: "no".into(),
+        };
+        assert_eq!(rejected.disposition(), Disposition::Final);
+        assert_eq!(
+            ProviderError::NotFound("payment P1".into()).disposition(),
+            Disposition::Final,
+            "an unknown payment will not become known by asking again"
+        );
+        assert_eq!(
+            ProviderError::Unavailable("down".into()).disposition(),
+            Disposition::Unknown
+        );
+        assert_eq!(ProviderError::Timeout.disposition(), Disposition::Unknown);
+        assert_eq!(
+            ProviderError::Unauthorized.disposition(),
+            Disposition::Retry { after: None }
+        );
+        let after = Some(Duration::from_secs(7));
+        assert_eq!(
+            ProviderError::RateLimited { retry_after: after }.disposition(),
+            Disposition::Retry { after }
+        );
+        assert!(ProviderError::Timeout.outcome_unknown());
+        assert!(rejected.is_final());
+    }
+}

@@ -301,3 +301,73 @@ fn provider_state_is_kept_per_provider_and_replaced() {
     assert_eq!(replaced.as_deref(), Some("b"));
     assert_eq!(other, None);
 }
+
+#[test]
+fn a_panic_inside_a_write_rolls_it_back_and_does_not_wedge_the_store() {
+    let (_dir, store) = open_temp();
+    let panicking = store.clone();
+    let outcome = std::thread::spawn(move || {
+        panicking.write(|tx| {
+            tx.insert_transaction(&transaction("t1", "o-1", 1_000))?;
+            if tx.transaction("t1")?.is_some() {
+                panic!("a bug while the connection is held");
+            }
+            Ok::<_, StoreError>(())
+        })
+    })
+    .join();
+    assert!(outcome.is_err(), "the writer panicked");
+    // The lock was poisoned; the store recovers it, and the half-done write is gone.
+    let found = store
+        .read(|tx| tx.transaction("t1"))
+        .expect("the store still answers");
+    assert_eq!(found, None, "the panicking write was rolled back");
+    store
+        .write(|tx| tx.insert_transaction(&transaction("t2", "o-2", 2_000)))
+        .expect("and still writes");
+}
+
+#[test]
+fn overpayments_and_request_ids_are_stored_and_found() {
+    let (_dir, store) = open_temp();
+    let mut t = transaction("t1", "o-1", 1_000);
+    let mut a = attempt("a1", "t1");
+    a.request_id = Some("till-1".into());
+    store
+        .write(|tx| {
+            tx.insert_transaction(&t)?;
+            tx.insert_attempt(&a)
+        })
+        .expect("insert");
+    t.paid = dec("200");
+    t.overpaid = dec("100.00");
+    a.overpaid = dec("100.00");
+    store
+        .write(|tx| {
+            tx.insert_transaction(&transaction("t2", "o-2", 2_000))?;
+            tx.update_transaction(&t)?;
+            tx.update_attempt(&a)
+        })
+        .expect("update");
+    let (found, by_request, listed) = store
+        .read(|tx| {
+            let filter = TransactionFilter {
+                overpaid_only: true,
+                limit: 10,
+                ..TransactionFilter::default()
+            };
+            Ok::<_, StoreError>((
+                tx.transaction("t1")?,
+                tx.attempt_by_request("till-1")?,
+                tx.list_transactions(&filter)?,
+            ))
+        })
+        .expect("read");
+    assert_eq!(found.map(|t| t.overpaid), Some(dec("100.00")));
+    assert_eq!(by_request.map(|a| a.id), Some("a1".to_owned()));
+    assert_eq!(
+        listed.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["t1"],
+        "only the overpaid transaction"
+    );
+}

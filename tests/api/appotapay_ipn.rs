@@ -11,13 +11,13 @@ use crate::mock_appotapay::{
     API_KEY, MockAppotapay, MockStatus, PARTNER_CODE, Route, SECRET_KEY, TERMINAL_ID, sign,
 };
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("address").port()
 }
 
 /// Posts an IPN body to the listener; returns the HTTP status line and the body.
-async fn post_ipn(port: u16, body: &str) -> (String, String) {
+pub(crate) async fn post_ipn(port: u16, body: &str) -> (String, String) {
     tokio::time::timeout(EVENT_TIMEOUT, post_ipn_once(port, body))
         .await
         .expect("the IPN listener answers in time")
@@ -43,7 +43,7 @@ async fn post_ipn_once(port: u16, body: &str) -> (String, String) {
     (status, body)
 }
 
-fn ipn_body(reference: &str, secret: &str) -> String {
+pub(crate) fn ipn_body(reference: &str, secret: &str) -> String {
     let json = serde_json::json!({
         "partner_ref_id": reference,
         "transaction_id": "APPOTA-TXN-1",

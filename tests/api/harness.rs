@@ -63,10 +63,19 @@ impl Harness {
     }
 
     pub async fn start_with(simulator_extra: &str) -> Harness {
+        Harness::start_configured("", simulator_extra).await
+    }
+
+    /// A daemon whose `[daemon]` section also has `daemon_extra` (lines of `key = value`).
+    pub async fn start_configured(daemon_extra: &str, simulator_extra: &str) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let bus = PrivateBus::start(dir.path()).expect("private bus");
         let state = dir.path().join("state");
-        let text = config_text(&state, bus.address(), simulator_extra);
+        let text = config_text(&state, bus.address(), simulator_extra).replacen(
+            "[display]",
+            &format!("{daemon_extra}\n[display]"),
+            1,
+        );
         let config = Config::parse(&text, &dir.path().join("qrpayd.toml")).expect("config");
         let daemon = Daemon::start(&config).await.expect("daemon starts");
         let client = Client::connect(&BusAddress::parse(bus.address()))
@@ -87,6 +96,14 @@ pub fn order(source_id: &str, amount: &str) -> Request {
     request.insert("source_id".into(), Arg::from(source_id));
     request.insert("amount".into(), Arg::from(amount));
     request
+}
+
+/// A request of string values.
+pub fn pairs(pairs: &[(&str, &str)]) -> Request {
+    pairs
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), Arg::from(*value)))
+        .collect()
 }
 
 /// Adds or replaces a key of a request.

@@ -14,6 +14,8 @@
 //! - `appotapay_ipn`: the local IPN listener, signed and forged notifications.
 //! - `vietqr`: the local VietQR provider, confirmed by the cashier.
 //! - `reconcile`: the provider's payments of a day beside the local records.
+//! - `money_safety`: the regression tests of the money-safety review: late money, overpayments,
+//!   refunds retried offline, races of cancel and cash, signal order, restarts.
 //! - `logging`: the journal fields that name a payment, and no secret in any log line.
 
 mod appotapay;
@@ -31,6 +33,7 @@ mod logging;
 #[path = "../support/mock_appotapay.rs"]
 mod mock_appotapay;
 mod mock_qpay;
+mod money_safety;
 mod payments;
 mod qpay;
 mod qpay_reconcile;

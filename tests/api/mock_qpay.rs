@@ -63,6 +63,9 @@ pub enum Failure {
     Slow(Duration),
     /// Waits until [`MockQpay::release`], then does the work and answers.
     Hold,
+    /// 404 with this QPay error code (`INVOICE_NOTFOUND`, `PAYMENT_NOTFOUND`): the object is
+    /// gone.
+    NotFound(&'static str),
 }
 
 /// One request the mock saw.
@@ -454,6 +457,7 @@ async fn handle(
             StatusCode::INTERNAL_SERVER_ERROR,
             r#"{"error":"INTERNAL","message":"oops"}"#.to_owned(),
         )),
+        Some(Failure::NotFound(code)) => Some(flat_error(StatusCode::NOT_FOUND, code)),
         Some(Failure::MalformedJson) => Some(json_response(
             StatusCode::OK,
             r#"{"invoice_id": "half-a-body"#.to_owned(),
