@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use zbus::{OwnedVariant, Str, Variant};
 
 use super::error::PayError;
+use crate::domain::model::quote_for_error;
 use crate::domain::{Attempt, PaymentResult, Timestamp, Transaction, format_amount};
 
 /// An `a{sv}` map.
@@ -27,11 +28,7 @@ impl<'a> Reader<'a> {
             .collect();
         if !unknown.is_empty() {
             unknown.sort_unstable();
-            return Err(PayError::InvalidArgument(format!(
-                "unknown key(s) {}; known keys are {}",
-                unknown.join(", "),
-                known.join(", ")
-            )));
+            return Err(unknown_keys(&unknown, known));
         }
         Ok(Reader { map })
     }
@@ -106,6 +103,28 @@ impl<'a> Reader<'a> {
         }
         Ok(dicts)
     }
+}
+
+/// How many unknown keys an error names; the rest are counted.
+const NAMED_UNKNOWN_KEYS: usize = 3;
+
+/// The error for keys a request may not carry: the first few, each quoted cut short (a key is the
+/// caller's text too, of any length), and how many more there are.
+fn unknown_keys(unknown: &[&str], known: &[&str]) -> PayError {
+    let named: Vec<String> = unknown
+        .iter()
+        .take(NAMED_UNKNOWN_KEYS)
+        .map(|key| quote_for_error(key))
+        .collect();
+    let more = match unknown.len().saturating_sub(NAMED_UNKNOWN_KEYS) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    PayError::InvalidArgument(format!(
+        "unknown key(s) {}{more}; known keys are {}",
+        named.join(", "),
+        known.join(", ")
+    ))
 }
 
 fn wrong_type(key: &str, expected: &str, got: &Variant<'_>) -> PayError {

@@ -290,6 +290,42 @@ pub fn status_for_money(total: Decimal, paid: Decimal) -> TransactionStatus {
     }
 }
 
+/// How many characters of a value from outside an error message repeats, at most (counted as
+/// they are written, escapes included).
+pub const QUOTED_CHARS: usize = 40;
+
+/// A value from outside, quoted for an error message: in Rust's debug quoting (so a control or
+/// invisible character shows as an escape), and cut after [`QUOTED_CHARS`] characters with the
+/// whole length said, so that an error never sends back the megabyte a till sent by mistake.
+///
+/// ```
+/// use qrpayd::domain::model::quote_for_error;
+///
+/// assert_eq!(quote_for_error("1e5"), "\"1e5\"");
+/// assert_eq!(quote_for_error("a\u{200b}b"), "\"a\\u{200b}b\"");
+/// let long = "9".repeat(1000);
+/// assert_eq!(
+///     quote_for_error(&long),
+///     format!("\"{}\"…(1000 characters)", "9".repeat(40))
+/// );
+/// ```
+pub fn quote_for_error(value: &str) -> String {
+    let mut written = 0;
+    let mut cut = value.len();
+    for (index, c) in value.char_indices() {
+        written += c.escape_debug().count();
+        if written > QUOTED_CHARS {
+            cut = index;
+            break;
+        }
+    }
+    if cut == value.len() {
+        format!("{value:?}")
+    } else {
+        format!("{:?}…({} characters)", &value[..cut], value.chars().count())
+    }
+}
+
 /// A text field that breaks its documented limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
@@ -364,6 +400,25 @@ mod tests {
             check_text("note", "a\u{0}b", MAX_NOTE_LEN),
             Err(TextError::ControlCharacter { field: "note" })
         );
+    }
+
+    #[test]
+    fn quoted_values_are_cut_short_and_escaped() {
+        assert_eq!(quote_for_error(""), "\"\"");
+        assert_eq!(quote_for_error("order-1"), "\"order-1\"");
+        // Exactly the limit is kept whole; one more is cut.
+        let at_limit = "x".repeat(QUOTED_CHARS);
+        assert_eq!(quote_for_error(&at_limit), format!("{at_limit:?}"));
+        assert_eq!(
+            quote_for_error(&"x".repeat(QUOTED_CHARS + 1)),
+            format!("{at_limit:?}…(41 characters)")
+        );
+        // Escapes count as what they take to write, so invisible characters cannot inflate it.
+        let hidden = quote_for_error(&"\u{200b}".repeat(1_000_000));
+        assert!(hidden.ends_with("…(1000000 characters)"), "{hidden}");
+        assert!(hidden.chars().count() < 80, "{hidden}");
+        // A multi-byte character is never split.
+        assert!(quote_for_error(&"ө".repeat(100)).starts_with(&format!("\"{}", "ө".repeat(40))));
     }
 
     #[test]

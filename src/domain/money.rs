@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
+use super::model::quote_for_error;
+
 /// A currency qrpayd can take payments in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Currency {
@@ -72,32 +74,38 @@ impl FromStr for Currency {
     }
 }
 
-/// Why an amount or currency was refused.
+/// Why an amount or currency was refused. The variants keep the text as it came; their messages
+/// quote it cut short ([`quote_for_error`]), so a huge value is never repeated whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmountError {
     #[error("the amount is empty")]
     Empty,
     #[error(
-        "the amount {0:?} is not a plain decimal number (digits, optionally one '.' and more digits)"
+        "the amount {} is not a plain decimal number (digits, optionally one '.' and more digits)",
+        quote_for_error(.0)
     )]
     NotDecimal(String),
-    #[error("the amount {0:?} is negative")]
+    #[error("the amount {} is negative", quote_for_error(.0))]
     Negative(String),
     #[error("the amount must be greater than zero")]
     Zero,
     #[error(
-        "the amount {amount} has more than {allowed} decimal places, the most {currency} allows"
+        "the amount {} has more than {allowed} decimal places, the most {currency} allows",
+        quote_for_error(.amount)
     )]
     TooManyDecimals {
         amount: String,
         currency: Currency,
         allowed: u32,
     },
-    #[error("the amount {amount} is above the maximum of {max}")]
+    #[error("the amount {} is above the maximum of {max}", quote_for_error(.amount))]
     AboveMaximum { amount: String, max: String },
-    #[error("the amount {0:?} is too large to represent")]
+    #[error("the amount {} is too large to represent", quote_for_error(.0))]
     Overflow(String),
-    #[error("the currency {0:?} is not supported (supported: MNT, VND)")]
+    #[error(
+        "the currency {} is not supported (supported: MNT, VND)",
+        quote_for_error(.0)
+    )]
     UnknownCurrency(String),
 }
 
@@ -295,6 +303,26 @@ mod tests {
             parse_amount(&huge, Currency::Mnt, None),
             Err(AmountError::Overflow(huge.clone()))
         );
+    }
+
+    #[test]
+    fn a_huge_amount_is_not_repeated_whole_in_its_message() {
+        for text in [
+            "9".repeat(1 << 20),
+            "1e".repeat(1 << 19),
+            format!("-{}", "5".repeat(1 << 20)),
+        ] {
+            let message = parse_amount(&text, Currency::Mnt, None)
+                .expect_err("refused")
+                .to_string();
+            assert!(message.len() < 200, "{} bytes: {message}", message.len());
+        }
+        let message = "X"
+            .repeat(1 << 20)
+            .parse::<Currency>()
+            .expect_err("refused")
+            .to_string();
+        assert!(message.len() < 200, "{message}");
     }
 
     #[test]

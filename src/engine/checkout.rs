@@ -169,6 +169,8 @@ impl Engine {
             }
         };
         let method = request.method.unwrap_or_else(|| default_method.to_owned());
+        // Bounded before `check_method` repeats it in its message.
+        check_text("method", &method, MAX_ID_LEN)?;
         check_method(&provider, &method, instrument.is_some())?;
         if let Some(description) = &request.description {
             check_text("description", description, MAX_DESCRIPTION_LEN)?;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use qrpayd::dbus::client::{Arg, Request};
+use qrpayd::dbus::client::{Arg, ClientError, Request};
 use zbus::{OwnedVariant, Variant};
 
 use crate::harness::*;
@@ -11,20 +11,30 @@ fn long(n: usize) -> String {
     "x".repeat(n)
 }
 
+/// Checkout's `items` with one item.
+fn item(description: &str, quantity: &str, unit_price: &str) -> Arg {
+    Arg::Dicts(vec![
+        [
+            ("description".to_owned(), description.to_owned()),
+            ("quantity".to_owned(), quantity.to_owned()),
+            ("unit_price".to_owned(), unit_price.to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+    ])
+}
+
+/// A request of string values.
+fn req(pairs: &[(&str, &str)]) -> Request {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Arg::from(*v)))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_checkouts_are_refused_by_name_and_change_nothing() {
     let h = Harness::start().await;
-    let item = |description: &str, quantity: &str, unit_price: &str| {
-        Arg::Dicts(vec![
-            [
-                ("description".to_owned(), description.to_owned()),
-                ("quantity".to_owned(), quantity.to_owned()),
-                ("unit_price".to_owned(), unit_price.to_owned()),
-            ]
-            .into_iter()
-            .collect(),
-        ])
-    };
     let mut missing_source = order("x", "100");
     missing_source.remove("source_id");
     let mut missing_amount = order("bad", "100");
@@ -175,12 +185,6 @@ async fn unknown_ids_and_bad_requests_elsewhere_are_named() {
         .await
         .expect("checkout");
     let attempt_id = s(&reply, "attempt_id");
-    let req = |pairs: &[(&str, &str)]| -> Request {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Arg::from(*v)))
-            .collect()
-    };
 
     let e = h
         .client
@@ -249,5 +253,158 @@ async fn unknown_ids_and_bad_requests_elsewhere_are_named() {
 
     // None of it disturbed the live attempt.
     let verify = h.client.verify(attempt_id).await.expect("verify");
+    assert_eq!(s(&verify, "attempt_status"), "204_SENT");
+}
+
+/// The message of an error reply, without its name.
+fn remote_message(error: &ClientError) -> &str {
+    match error {
+        ClientError::Remote { message, .. } => message,
+        other => panic!("expected an error reply, got {other}"),
+    }
+}
+
+/// Asserts that `result` is `InvalidArgument` with a message under 200 bytes (not counting the
+/// list of known keys that an unknown-key message ends with: fixed text).
+fn assert_short_refusal(what: &str, result: Result<serde_json::Value, ClientError>) {
+    let error = result.expect_err(what);
+    assert_eq!(error_name(&error), "InvalidArgument", "{what}");
+    let message = remote_message(&error);
+    let message = message
+        .split_once("; known keys are")
+        .map_or(message, |(head, _)| head);
+    assert!(
+        message.len() < 200,
+        "{what}: {} bytes: {message:.300}",
+        message.len()
+    );
+}
+
+/// A megabyte, the size of value the fuzzing run sent.
+const MEGABYTE: usize = 1 << 20;
+
+/// Issue 9, item 1: an error message repeated a 1 MB value whole. Every value the till sends is
+/// quoted cut short; the longest of these messages is a sentence, not the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_does_not_repeat_a_one_megabyte_value() {
+    let h = Harness::start().await;
+    let huge = "9".repeat(MEGABYTE);
+    let not_a_number = "1e".repeat(MEGABYTE / 2);
+    let checkouts: Vec<(&str, Request)> = vec![
+        ("source_id", order(&huge, "100")),
+        (
+            "source_type",
+            with(order("o", "100"), "source_type", Arg::from(huge.as_str())),
+        ),
+        (
+            "source_uid",
+            with(order("o", "100"), "source_uid", Arg::from(huge.as_str())),
+        ),
+        ("amount of digits", order("o", &huge)),
+        ("amount not a number", order("o", &not_a_number)),
+        (
+            "unknown key",
+            with(order("o", "100"), &huge, Arg::from("1")),
+        ),
+        (
+            "currency",
+            with(order("o", "100"), "currency", Arg::from(huge.as_str())),
+        ),
+        (
+            "provider",
+            with(order("o", "100"), "provider", Arg::from(huge.as_str())),
+        ),
+        (
+            "method",
+            with(order("o", "100"), "method", Arg::from(huge.as_str())),
+        ),
+        (
+            "description",
+            with(order("o", "100"), "description", Arg::from(huge.as_str())),
+        ),
+        (
+            "item quantity",
+            with(
+                order("o", "100"),
+                "items",
+                item("Tea", &not_a_number, "100"),
+            ),
+        ),
+        (
+            "item unit_price",
+            with(order("o", "100"), "items", item("Tea", "1", &huge)),
+        ),
+        (
+            "item description",
+            with(order("o", "100"), "items", item(&huge, "1", "100")),
+        ),
+    ];
+    for (what, request) in checkouts {
+        assert_short_refusal(what, h.client.checkout(&request).await);
+    }
+
+    let reply = h
+        .client
+        .checkout(&order("ok", "100"))
+        .await
+        .expect("checkout");
+    let attempt_id = s(&reply, "attempt_id").to_owned();
+    let others = [
+        (
+            "refund amount",
+            h.client
+                .refund(&req(&[
+                    ("attempt_id", &attempt_id),
+                    ("amount", &not_a_number),
+                ]))
+                .await,
+        ),
+        (
+            "tendered",
+            h.client
+                .confirm_system_payment(&req(&[("attempt_id", &attempt_id), ("tendered", &huge)]))
+                .await,
+        ),
+        (
+            "attempt_id",
+            h.client.cancel(&req(&[("attempt_id", &huge)])).await,
+        ),
+        ("get_transaction", h.client.get_transaction(&huge).await),
+        ("verify", h.client.verify(&huge).await),
+        (
+            "filter source_id",
+            h.client
+                .list_transactions(&req(&[("source_id", &huge)]))
+                .await,
+        ),
+    ];
+    for (what, result) in others {
+        assert_short_refusal(what, result);
+    }
+    assert_short_refusal(
+        "simulated amount",
+        h.client
+            .simulate_pay(&attempt_id, &not_a_number)
+            .await
+            .map(|()| serde_json::Value::Null),
+    );
+
+    // Messages made in the engine's look-ups (a status or a time filter) are held by the last
+    // guard at the D-Bus edge: at most a thousand characters.
+    for (key, value) in [("status", &huge), ("since", &huge)] {
+        let error = h
+            .client
+            .list_transactions(&req(&[(key, value)]))
+            .await
+            .expect_err(key);
+        assert_eq!(error_name(&error), "InvalidArgument", "{key}");
+        assert!(
+            remote_message(&error).chars().count() < 1100,
+            "{key}: {error:.300}"
+        );
+    }
+
+    // The live attempt is untouched and the daemon serves on.
+    let verify = h.client.verify(&attempt_id).await.expect("verify");
     assert_eq!(s(&verify, "attempt_status"), "204_SENT");
 }
