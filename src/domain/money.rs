@@ -48,6 +48,22 @@ impl Currency {
         }
     }
 
+    /// The most one payment in this currency may be, whatever the config says: 500 million
+    /// tögrög, 5 billion đồng (each some 150 000 to 200 000 US dollars).
+    ///
+    /// Far above any sale a till rings up, so it refuses nothing real, yet it stops a slip of
+    /// the keyboard or a fuzzed value (`79228162514264337593543950335`, `Decimal::MAX`) from
+    /// becoming a transaction, a refund or cash tendered. It also keeps every amount inside what
+    /// the wire formats carry: EMVCo's tag 54 holds 13 characters (`500000000.00` is 12), and
+    /// providers take amounts as 64-bit integers. `daemon.max_amount` can lower it, never raise
+    /// it ([`max_amount_for`]).
+    pub fn max_amount(self) -> Decimal {
+        match self {
+            Currency::Mnt => Decimal::from(500_000_000_u64),
+            Currency::Vnd => Decimal::from(5_000_000_000_u64),
+        }
+    }
+
     /// How many decimal places an amount in this currency may have.
     pub fn decimals(self) -> u32 {
         match self {
@@ -98,8 +114,15 @@ pub enum AmountError {
         currency: Currency,
         allowed: u32,
     },
-    #[error("the amount {} is above the maximum of {max}", quote_for_error(.amount))]
-    AboveMaximum { amount: String, max: String },
+    #[error(
+        "the amount {} is above the maximum of {max} {currency}",
+        quote_for_error(.amount)
+    )]
+    AboveMaximum {
+        amount: String,
+        max: String,
+        currency: Currency,
+    },
     #[error("the amount {} is too large to represent", quote_for_error(.0))]
     Overflow(String),
     #[error(
@@ -130,8 +153,16 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
     Decimal::from_str_exact(text).map_err(|_| AmountError::Overflow(text.to_owned()))
 }
 
-/// Parses a payment amount for `currency`: positive, at most the currency's decimal places, and
-/// not above `max` when one is given.
+/// The most one amount in `currency` may be: the currency's own ceiling
+/// ([`Currency::max_amount`]), or `configured` (the config's `max_amount`) when that is lower.
+pub fn max_amount_for(currency: Currency, configured: Option<Decimal>) -> Decimal {
+    let ceiling = currency.max_amount();
+    configured.map_or(ceiling, |configured| configured.min(ceiling))
+}
+
+/// Parses an amount for `currency`: positive, at most the currency's decimal places, and not
+/// above [`max_amount_for`] the currency and `max` (the config's `max_amount`, if set). Every
+/// amount the till sends (Checkout's, a refund's, cash tendered) goes through here.
 ///
 /// ```
 /// use qrpayd::domain::{AmountError, Currency, parse_amount};
@@ -154,12 +185,12 @@ pub fn parse_amount(
         return Err(AmountError::Zero);
     }
     check_scale(amount, currency)?;
-    if let Some(max) = max
-        && amount > max
-    {
+    let max = max_amount_for(currency, max);
+    if amount > max {
         return Err(AmountError::AboveMaximum {
             amount: text.to_owned(),
             max: max.normalize().to_string(),
+            currency,
         });
     }
     Ok(amount)
@@ -276,6 +307,7 @@ mod tests {
                 AmountError::AboveMaximum {
                     amount: "1000000.01".into(),
                     max: "1000000".into(),
+                    currency: Currency::Mnt,
                 },
             ),
         ];
@@ -302,6 +334,44 @@ mod tests {
         assert_eq!(
             parse_amount(&huge, Currency::Mnt, None),
             Err(AmountError::Overflow(huge.clone()))
+        );
+    }
+
+    /// Issue 9, item 2: with `max_amount` unset, `Decimal::MAX` was a valid amount.
+    #[test]
+    fn the_currency_ceiling_holds_without_max_amount_and_above_it() {
+        let decimal_max = Decimal::MAX.to_string();
+        assert_eq!(decimal_max, "79228162514264337593543950335");
+        for currency in Currency::ALL {
+            let ceiling = currency.max_amount();
+            let above = (ceiling + Decimal::ONE).to_string();
+            let higher_config = Some(ceiling * Decimal::from(10));
+            for configured in [None, higher_config] {
+                assert_eq!(
+                    parse_amount(&ceiling.to_string(), currency, configured),
+                    Ok(ceiling)
+                );
+                for text in [above.as_str(), decimal_max.as_str()] {
+                    assert_eq!(
+                        parse_amount(text, currency, configured),
+                        Err(AmountError::AboveMaximum {
+                            amount: text.to_owned(),
+                            max: ceiling.to_string(),
+                            currency,
+                        }),
+                        "{text} {currency} with max_amount {configured:?}"
+                    );
+                }
+            }
+            // A lower config wins.
+            assert_eq!(max_amount_for(currency, Some(dec("1000"))), dec("1000"));
+        }
+        assert_eq!(Currency::Mnt.max_amount(), dec("500000000"));
+        assert_eq!(Currency::Vnd.max_amount(), dec("5000000000"));
+        // The largest MNT amount fits EMVCo's 13-character tag 54.
+        assert!(
+            crate::emv::format_amount(Currency::Mnt.max_amount() - dec("0.01"), 2)
+                .is_ok_and(|text| text.len() <= crate::emv::MAX_AMOUNT_LEN)
         );
     }
 

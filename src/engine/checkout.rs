@@ -195,6 +195,10 @@ impl Engine {
                 ),
             ));
         }
+        // What the items come to is held to the same ceiling as the amount, so that no line,
+        // and no sum of them a provider might bill, can grow past what one payment may be.
+        let max_amount = crate::domain::money::max_amount_for(currency, settings.max_amount);
+        let mut items_total = Decimal::ZERO;
         let mut items = Vec::with_capacity(request.items.len());
         for (index, item) in request.items.into_iter().enumerate() {
             check_text("items.description", &item.description, MAX_DESCRIPTION_LEN)?;
@@ -210,6 +214,20 @@ impl Engine {
                 .map_err(|e| amount_error(&format!("items[{index}].unit_price"), e))?;
             crate::domain::money::check_scale(unit_price, currency)
                 .map_err(|e| amount_error(&format!("items[{index}].unit_price"), e))?;
+            items_total = quantity
+                .checked_mul(unit_price)
+                .and_then(|line| items_total.checked_add(line))
+                .filter(|total| *total <= max_amount)
+                .ok_or_else(|| {
+                    EngineError::invalid(
+                        &format!("items[{index}]"),
+                        format!(
+                            "the items' quantity × unit_price come to more than the maximum \
+                             of {} {currency}",
+                            max_amount.normalize()
+                        ),
+                    )
+                })?;
             items.push(Item {
                 description: item.description,
                 quantity,

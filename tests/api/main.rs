@@ -4,6 +4,8 @@
 //! - `payments`: checkout, signals, settlement, idempotency, expiry.
 //! - `cancel_refund_cash`: both cancels, refund rules, cash change.
 //! - `bad_input`: every bad input answered with its named error while the daemon serves on.
+//! - `money_safety`: issue 9's rules of money: the currency ceiling, partial payments only when
+//!   allowed, a QR that says what is charged.
 //! - `crash`: `kill -9` of a real daemon process with a live attempt, then a restart.
 //! - `introspection`: the shipped interface XML matches what the daemon serves.
 //! - `mock_qpay`: a mock QPay v2 API on 127.0.0.1 with a control handle.
@@ -31,6 +33,7 @@ mod logging;
 #[path = "../support/mock_appotapay.rs"]
 mod mock_appotapay;
 mod mock_qpay;
+mod money_safety;
 mod payments;
 mod qpay;
 mod qpay_reconcile;

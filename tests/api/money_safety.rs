@@ -1,0 +1,143 @@
+//! Issue 9, "Money safety": what the customer is asked for, and what the till may ask, stay
+//! within what is meant (the currency ceiling, partial payments only when allowed, a QR that
+//! says what is charged).
+
+use qrpayd::config::Config;
+use qrpayd::daemon::Daemon;
+use qrpayd::dbus::client::{Arg, Client, Request};
+use qrpayd::dbus::{BusAddress, PrivateBus};
+
+use crate::harness::*;
+
+/// `Decimal::MAX`, the amount the fuzzing run got accepted.
+const DECIMAL_MAX: &str = "79228162514264337593543950335";
+
+/// A daemon with the simulator and no `max_amount` in its config, and a client.
+struct Unlimited {
+    /// Held for its lifetime: the state and the bus socket live in it.
+    _dir: tempfile::TempDir,
+    _bus: PrivateBus,
+    _daemon: Daemon,
+    client: Client,
+}
+
+impl Unlimited {
+    async fn start() -> Unlimited {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bus = PrivateBus::start(dir.path()).expect("private bus");
+        let text = config_text(&dir.path().join("state"), bus.address(), "")
+            .replace("max_amount = \"10000000\"\n", "");
+        assert!(!text.contains("max_amount"), "{text}");
+        let config = Config::parse(&text, &dir.path().join("qrpayd.toml")).expect("config");
+        let daemon = Daemon::start(&config).await.expect("daemon starts");
+        let client = Client::connect(&BusAddress::parse(bus.address()))
+            .await
+            .expect("client connects");
+        Unlimited {
+            _dir: dir,
+            _bus: bus,
+            _daemon: daemon,
+            client,
+        }
+    }
+}
+
+/// A request of string values.
+fn strings(pairs: &[(&str, &str)]) -> Request {
+    pairs
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), Arg::from(*value)))
+        .collect()
+}
+
+/// A cash Checkout of `amount` in `currency`.
+fn cash(source_id: &str, amount: &str, currency: &str) -> Request {
+    let request = with(order(source_id, amount), "provider", Arg::from("system"));
+    with(request, "currency", Arg::from(currency))
+}
+
+/// Issue 9, item 2: a cash amount of 79 228 162 514 264 337 593 543 950 335 was accepted when
+/// `max_amount` was unset. The currency's ceiling holds for Checkout's amount, its items, the
+/// cash tendered and a refund.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cash_amount_of_decimal_max_is_refused_when_max_amount_is_unset() {
+    let u = Unlimited::start().await;
+    let refused = [
+        ("Decimal::MAX MNT", cash("max", DECIMAL_MAX, "MNT")),
+        ("Decimal::MAX VND", cash("max", DECIMAL_MAX, "VND")),
+        ("above the MNT ceiling", cash("mnt", "500000000.01", "MNT")),
+        ("above the VND ceiling", cash("vnd", "5000000001", "VND")),
+        (
+            "items above the ceiling",
+            with(
+                cash("items", "1000", "MNT"),
+                "items",
+                Arg::Dicts(vec![
+                    [
+                        ("description".to_owned(), "Gold".to_owned()),
+                        ("quantity".to_owned(), "2".to_owned()),
+                        ("unit_price".to_owned(), "300000000".to_owned()),
+                    ]
+                    .into_iter()
+                    .collect(),
+                ]),
+            ),
+        ),
+    ];
+    for (what, request) in refused {
+        let error = u.client.checkout(&request).await.expect_err(what);
+        assert_eq!(error_name(&error), "InvalidArgument", "{what}: {error}");
+        assert!(error.to_string().contains("maximum"), "{what}: {error}");
+    }
+    assert_eq!(
+        u.client
+            .count_transactions(&Request::new())
+            .await
+            .expect("count"),
+        0,
+        "nothing was recorded"
+    );
+
+    // The ceiling itself is a valid amount.
+    let reply = u
+        .client
+        .checkout(&cash("big", "500000000", "MNT"))
+        .await
+        .expect("the ceiling is allowed");
+    let attempt_id = s(&reply, "attempt_id").to_owned();
+    let confirm = |tendered: &str| strings(&[("attempt_id", &attempt_id), ("tendered", tendered)]);
+    let error = u
+        .client
+        .confirm_system_payment(&confirm(DECIMAL_MAX))
+        .await
+        .expect_err("tendered above the ceiling");
+    assert_eq!(error_name(&error), "InvalidArgument", "{error}");
+    let paid = u
+        .client
+        .confirm_system_payment(&confirm("500000000"))
+        .await
+        .expect("paid");
+    assert_eq!(s(&paid, "transaction_status"), "304_SETTLED");
+
+    let refund = |amount: &str| strings(&[("attempt_id", &attempt_id), ("amount", amount)]);
+    let error = u
+        .client
+        .refund(&refund(DECIMAL_MAX))
+        .await
+        .expect_err("refund above the ceiling");
+    assert_eq!(error_name(&error), "InvalidArgument", "{error}");
+    assert!(
+        error.to_string().contains("maximum of 500000000 MNT"),
+        "{error}"
+    );
+    let view = u
+        .client
+        .get_transaction(s(&reply, "transaction_id"))
+        .await
+        .expect("get");
+    assert_eq!(
+        s(&view, "refunded"),
+        "0.0000",
+        "the refused refund changed nothing"
+    );
+}
