@@ -5,7 +5,7 @@
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
-use super::args::{self, Reader, VarDict, Writer};
+use super::args::{self, Reader, RequestMap, VarDict, Writer};
 use super::error::PayError;
 use crate::engine::{
     CheckoutRequest, ConfirmRequest, Engine, ItemRequest, ListRequest, PaymentInstrument,
@@ -124,7 +124,7 @@ fn instrument(r: &Reader<'_>) -> Result<Option<PaymentInstrument>, PayError> {
     }
 }
 
-fn filter(map: &VarDict) -> Result<ListRequest, PayError> {
+fn filter(map: &RequestMap) -> Result<ListRequest, PayError> {
     let r = Reader::new(map, FILTER_KEYS)?;
     Ok(ListRequest {
         status: r.string("status")?,
@@ -144,11 +144,11 @@ impl Terminal {
     /// `card_year`) or bank account (`bank_code`, `account_number`, `account_holder_name`,
     /// `identification_number`), which are used once and never stored. Idempotent on
     /// (source_type, source_id): the same open order returns the same transaction and attempt.
-    async fn checkout(&self, request: VarDict) -> Result<VarDict, PayError> {
+    async fn checkout(&self, request: RequestMap) -> Result<VarDict, PayError> {
         let r = Reader::new(&request, CHECKOUT_KEYS)?;
         let mut items = Vec::new();
         for item in r.dicts("items")? {
-            let i = Reader::new(&item, ITEM_KEYS)?;
+            let i = Reader::new(item, ITEM_KEYS)?;
             items.push(ItemRequest {
                 description: i.required_string("description")?,
                 quantity: i.string("quantity")?.unwrap_or_else(|| "1".to_owned()),
@@ -191,7 +191,7 @@ impl Terminal {
 
     /// Records money the cashier took (cash): `transaction_id` or `attempt_id`, `tendered`,
     /// `note`. Replies with the `change`.
-    async fn confirm_system_payment(&self, request: VarDict) -> Result<VarDict, PayError> {
+    async fn confirm_system_payment(&self, request: RequestMap) -> Result<VarDict, PayError> {
         let r = Reader::new(
             &request,
             &["transaction_id", "attempt_id", "tendered", "note"],
@@ -218,7 +218,7 @@ impl Terminal {
 
     /// Cancels one attempt (`attempt_id`) or a transaction with all its open attempts
     /// (`transaction_id`), with an optional `reason`.
-    async fn cancel(&self, request: VarDict) -> Result<VarDict, PayError> {
+    async fn cancel(&self, request: RequestMap) -> Result<VarDict, PayError> {
         let r = Reader::new(&request, &["transaction_id", "attempt_id", "reason"])?;
         let reply = self
             .engine
@@ -258,7 +258,7 @@ impl Terminal {
     }
 
     /// Refunds `amount` of a successful payment attempt (`attempt_id`), with a `reason`.
-    async fn refund(&self, request: VarDict) -> Result<VarDict, PayError> {
+    async fn refund(&self, request: RequestMap) -> Result<VarDict, PayError> {
         let r = Reader::new(&request, &["attempt_id", "amount", "reason"])?;
         let request = RefundRequest {
             attempt_id: r.required_string("attempt_id")?,
@@ -299,7 +299,7 @@ impl Terminal {
 
     /// Transactions matching `filter` (`status`, `source_type`, `source_id`, `since`, `until`,
     /// `limit` default 50 max 500, `offset`), newest first.
-    async fn list_transactions(&self, filter_map: VarDict) -> Result<Vec<VarDict>, PayError> {
+    async fn list_transactions(&self, filter_map: RequestMap) -> Result<Vec<VarDict>, PayError> {
         let transactions = self.engine.list_transactions(filter(&filter_map)?).await?;
         transactions
             .iter()
@@ -308,7 +308,7 @@ impl Terminal {
     }
 
     /// How many transactions match `filter` (limit and offset ignored).
-    async fn count_transactions(&self, filter_map: VarDict) -> Result<u64, PayError> {
+    async fn count_transactions(&self, filter_map: RequestMap) -> Result<u64, PayError> {
         Ok(self.engine.count_transactions(filter(&filter_map)?).await?)
     }
 
@@ -317,7 +317,7 @@ impl Terminal {
     /// it paid. One row per payment: `payment_id`, `invoice_id`, `provider_amount`,
     /// `provider_status`, `local_amount`, `attempt_id`, `transaction_id`, `verdict` (`matched`,
     /// `missing`, `amount_differs`, `local_only`, `recorded`).
-    async fn reconcile(&self, request: VarDict) -> Result<Vec<VarDict>, PayError> {
+    async fn reconcile(&self, request: RequestMap) -> Result<Vec<VarDict>, PayError> {
         let r = Reader::new(&request, &["provider", "date", "record_missing"])?;
         let request = ReconcileRequest {
             provider: r.required_string("provider")?,

@@ -408,3 +408,186 @@ async fn an_error_does_not_repeat_a_one_megabyte_value() {
     let verify = h.client.verify(&attempt_id).await.expect("verify");
     assert_eq!(s(&verify, "attempt_status"), "204_SENT");
 }
+
+/// An `a{sv}` written entry by entry, so that a key can be given twice: the client's
+/// `HashMap`s cannot hold such a request, a hand-made D-Bus message can.
+struct RawMap(Vec<(&'static str, RawValue)>);
+
+enum RawValue {
+    Str(String),
+    Maps(Vec<RawMap>),
+}
+
+impl From<&str> for RawValue {
+    fn from(text: &str) -> Self {
+        RawValue::Str(text.to_owned())
+    }
+}
+
+impl zbus::Type for RawMap {
+    const SIGNATURE: &'static zbus::Signature =
+        &zbus::Signature::static_dict(&zbus::Signature::Str, &zbus::Signature::Variant);
+}
+
+impl serde::Serialize for RawMap {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl serde::Serialize for RawValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        match self {
+            RawValue::Str(text) => Variant::from(text.as_str()).serialize(serializer),
+            // A variant goes on the wire as its signature, then its value.
+            RawValue::Maps(maps) => {
+                let signature = zbus::Signature::static_array(<RawMap as zbus::Type>::SIGNATURE);
+                let mut variant = serializer.serialize_struct("Variant", 2)?;
+                variant.serialize_field("signature", &signature)?;
+                variant.serialize_field("value", maps)?;
+                variant.end()
+            }
+        }
+    }
+}
+
+/// Calls a Terminal method with one hand-made `a{sv}`; the error reply's name and message.
+async fn call_raw(
+    connection: &zbus::Connection,
+    method: &str,
+    request: RawMap,
+) -> (String, String) {
+    let error = connection
+        .call_method(
+            Some("org.qrpayd.Pay1"),
+            "/org/qrpayd/Pay1",
+            Some("org.qrpayd.Pay1.Terminal"),
+            method,
+            &(request,),
+        )
+        .await
+        .expect_err("refused");
+    let zbus::Error::MethodError(name, message, _) = error else {
+        panic!("expected an error reply, got {error:?}");
+    };
+    (name.as_str().to_owned(), message.unwrap_or_default())
+}
+
+/// Issue 9, item 3: a key given twice in one `a{sv}` was accepted, the last one winning. It is
+/// refused by name, at the top of a request and inside Checkout's items, and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_given_twice_is_refused_not_won_by_the_last() {
+    let h = Harness::start().await;
+    let reply = h
+        .client
+        .checkout(&order("paid", "100"))
+        .await
+        .expect("checkout");
+    let attempt_id = s(&reply, "attempt_id");
+    let connection = zbus::connection::Builder::address(h.bus.address())
+        .build()
+        .await
+        .expect("connect");
+    let raw_item = |price: &str| {
+        RawMap(vec![
+            ("description", "Tea".into()),
+            ("unit_price", "100".into()),
+            ("unit_price", price.into()),
+        ])
+    };
+    let cases = [
+        (
+            "Checkout",
+            RawMap(vec![
+                ("source_id", "twice".into()),
+                ("amount", "100".into()),
+                ("amount", "1".into()),
+            ]),
+            "amount",
+        ),
+        (
+            "Checkout",
+            RawMap(vec![
+                ("source_id", "twice".into()),
+                ("source_id", "twice".into()),
+                ("amount", "100".into()),
+            ]),
+            "source_id",
+        ),
+        (
+            "Checkout",
+            RawMap(vec![
+                ("source_id", "items".into()),
+                ("amount", "100".into()),
+                ("items", RawValue::Maps(vec![raw_item("1")])),
+            ]),
+            "unit_price",
+        ),
+        (
+            "ConfirmSystemPayment",
+            RawMap(vec![
+                ("attempt_id", attempt_id.into()),
+                ("tendered", "100".into()),
+                ("tendered", "1000000".into()),
+            ]),
+            "tendered",
+        ),
+        (
+            "Refund",
+            RawMap(vec![
+                ("attempt_id", attempt_id.into()),
+                ("amount", "1".into()),
+                ("amount", "100".into()),
+            ]),
+            "amount",
+        ),
+        (
+            "Cancel",
+            RawMap(vec![
+                ("attempt_id", "another".into()),
+                ("attempt_id", attempt_id.into()),
+            ]),
+            "attempt_id",
+        ),
+        (
+            "ListTransactions",
+            RawMap(vec![
+                ("source_id", "paid".into()),
+                ("source_id", "other".into()),
+            ]),
+            "source_id",
+        ),
+    ];
+    for (method, request, key) in cases {
+        let (name, message) = call_raw(&connection, method, request).await;
+        assert_eq!(
+            name, "org.qrpayd.Pay1.Error.InvalidArgument",
+            "{method} {key}"
+        );
+        assert_eq!(
+            message,
+            format!("{key} is given twice; give each key once"),
+            "{method}"
+        );
+    }
+    // Nothing was recorded or changed, and the daemon serves on.
+    assert_eq!(
+        h.client
+            .count_transactions(&Request::new())
+            .await
+            .expect("count"),
+        1
+    );
+    let verify = h.client.verify(attempt_id).await.expect("verify");
+    assert_eq!(s(&verify, "attempt_status"), "204_SENT");
+    // Each key once is as before.
+    let mut once = order("items", "100");
+    once.insert("items".to_owned(), item("Tea", "1", "100"));
+    h.client.checkout(&once).await.expect("each key once");
+}
