@@ -7,9 +7,10 @@ use zbus::object_server::SignalEmitter;
 
 use super::args::{self, Reader, RequestMap, VarDict, Writer};
 use super::error::PayError;
+use crate::domain::model::{MAX_ID_LEN, check_id};
 use crate::engine::{
-    CheckoutRequest, ConfirmRequest, Engine, ItemRequest, ListRequest, PaymentInstrument,
-    ReconcileRequest, RefundRequest, Target,
+    CheckoutRequest, ConfirmRequest, Engine, EngineError, ItemRequest, ListRequest,
+    PaymentInstrument, ReconcileRequest, RefundRequest, Target,
 };
 
 /// The till's interface, served at `/org/qrpayd/Pay1`.
@@ -63,10 +64,22 @@ const FILTER_KEYS: &[&str] = &[
     "offset",
 ];
 
+/// An id the till sent, checked as every id is (`check_id`: no hidden characters, no surrounding
+/// spaces) before the engine looks it up.
+fn id(field: &'static str, value: String) -> Result<String, PayError> {
+    check_id(field, &value, MAX_ID_LEN).map_err(EngineError::from)?;
+    Ok(value)
+}
+
+/// An optional id (see [`id`]).
+fn optional_id(field: &'static str, value: Option<String>) -> Result<Option<String>, PayError> {
+    value.map(|value| id(field, value)).transpose()
+}
+
 /// `transaction_id` or `attempt_id`, exactly one of them.
 fn target(reader: &Reader<'_>, prefer_attempt: bool) -> Result<Target, PayError> {
-    let attempt = reader.string("attempt_id")?;
-    let transaction = reader.string("transaction_id")?;
+    let attempt = optional_id("attempt_id", reader.string("attempt_id")?)?;
+    let transaction = optional_id("transaction_id", reader.string("transaction_id")?)?;
     match (attempt, transaction) {
         (Some(_), Some(_)) => Err(PayError::InvalidArgument(
             "give attempt_id or transaction_id, not both".to_owned(),
@@ -128,8 +141,8 @@ fn filter(map: &RequestMap) -> Result<ListRequest, PayError> {
     let r = Reader::new(map, FILTER_KEYS)?;
     Ok(ListRequest {
         status: r.string("status")?,
-        source_type: r.string("source_type")?,
-        source_id: r.string("source_id")?,
+        source_type: optional_id("source_type", r.string("source_type")?)?,
+        source_id: optional_id("source_id", r.string("source_id")?)?,
         since: r.string("since")?,
         until: r.string("until")?,
         limit: r.unsigned32("limit")?,
@@ -246,7 +259,8 @@ impl Terminal {
 
     /// Checks an attempt with its provider now.
     async fn verify(&self, attempt_id: &str) -> Result<VarDict, PayError> {
-        let reply = self.engine.verify(attempt_id).await?;
+        let attempt_id = id("attempt_id", attempt_id.to_owned())?;
+        let reply = self.engine.verify(&attempt_id).await?;
         Writer::new()
             .str("attempt_id", &reply.attempt.id)
             .str("attempt_status", reply.attempt.status.code())
@@ -261,7 +275,7 @@ impl Terminal {
     async fn refund(&self, request: RequestMap) -> Result<VarDict, PayError> {
         let r = Reader::new(&request, &["attempt_id", "amount", "reason"])?;
         let request = RefundRequest {
-            attempt_id: r.required_string("attempt_id")?,
+            attempt_id: id("attempt_id", r.required_string("attempt_id")?)?,
             amount: r.required_string("amount")?,
             reason: r.string("reason")?,
         };
@@ -279,7 +293,8 @@ impl Terminal {
 
     /// A transaction by id or number, with its `attempts` and `payments`.
     async fn get_transaction(&self, id_or_number: &str) -> Result<VarDict, PayError> {
-        let view = self.engine.get_transaction(id_or_number).await?;
+        let id_or_number = id("id", id_or_number.to_owned())?;
+        let view = self.engine.get_transaction(&id_or_number).await?;
         let attempts = view
             .attempts
             .iter()

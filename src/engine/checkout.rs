@@ -20,7 +20,7 @@ use super::{
     Changes, CheckoutReply, CheckoutRequest, Engine, EngineError, METHOD_ATM, METHOD_CASH,
     METHOD_QR, PaymentInstrument, SYSTEM_PROVIDER,
 };
-use crate::domain::model::{MAX_DESCRIPTION_LEN, MAX_ID_LEN, MAX_ITEMS};
+use crate::domain::model::{MAX_DESCRIPTION_LEN, MAX_ID_LEN, MAX_ITEMS, check_id};
 use crate::domain::{
     Attempt, AttemptStatus, AttemptType, Currency, Failure, Item, Source, Timestamp, Transaction,
     TransactionStatus, check_text, format_for_display, parse_amount, parse_decimal,
@@ -132,13 +132,14 @@ impl Engine {
         instrument: Option<&PaymentInstrument>,
     ) -> Result<ValidCheckout, EngineError> {
         let settings = &self.inner.settings;
-        check_text("source_id", &request.source_id, MAX_ID_LEN)?;
+        // The source is the key of idempotency: it must read as exactly what it is.
+        check_id("source_id", &request.source_id, MAX_ID_LEN)?;
         let source_type = request
             .source_type
             .unwrap_or_else(|| DEFAULT_SOURCE_TYPE.to_owned());
-        check_text("source_type", &source_type, MAX_ID_LEN)?;
+        check_id("source_type", &source_type, MAX_ID_LEN)?;
         if let Some(uid) = &request.source_uid {
-            check_text("source_uid", uid, MAX_ID_LEN)?;
+            check_id("source_uid", uid, MAX_ID_LEN)?;
         }
         let currency = match &request.currency {
             Some(code) => code

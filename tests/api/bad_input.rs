@@ -591,3 +591,119 @@ async fn a_key_given_twice_is_refused_not_won_by_the_last() {
     once.insert("items".to_owned(), item("Tea", "1", "100"));
     h.client.checkout(&once).await.expect("each key once");
 }
+
+/// Issue 9, item 4: ids with invisible format characters or surrounding spaces made a separate
+/// order for what a person reads as the same one. Every id the till sends refuses them, by name,
+/// and nothing is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_with_a_hidden_character_is_refused_not_made_a_second_order() {
+    let h = Harness::start().await;
+    let reply = h
+        .client
+        .checkout(&order("order-1", "100"))
+        .await
+        .expect("checkout");
+    let attempt_id = s(&reply, "attempt_id");
+    let transaction_id = s(&reply, "transaction_id");
+    let hidden = [
+        '\u{200B}',
+        '\u{200C}',
+        '\u{200D}',
+        '\u{200E}',
+        '\u{200F}',
+        '\u{202A}',
+        '\u{202E}',
+        '\u{2060}',
+        '\u{2066}',
+        '\u{2069}',
+        '\u{FEFF}',
+        '\u{00AD}',
+        '\u{180E}',
+        '\u{E0001}',
+        '\u{FE0F}',
+        '\u{034F}',
+        '\u{3164}',
+        '\u{00A0}',
+        '\u{2007}',
+        '\u{202F}',
+        '\u{3000}',
+    ];
+    for c in hidden {
+        let lookalike = format!("order-{c}1");
+        let what = format!("U+{:04X}", u32::from(c));
+        let checkouts = [
+            ("source_id", order(&lookalike, "100")),
+            (
+                "source_type",
+                with(
+                    order("order-1", "100"),
+                    "source_type",
+                    Arg::from(format!("Or{c}der")),
+                ),
+            ),
+            (
+                "source_uid",
+                with(
+                    order("order-2", "100"),
+                    "source_uid",
+                    Arg::from(lookalike.as_str()),
+                ),
+            ),
+        ];
+        for (field, request) in checkouts {
+            let error = h.client.checkout(&request).await.expect_err(&what);
+            assert_eq!(error_name(&error), "InvalidArgument", "{what} in {field}");
+            assert!(
+                remote_message(&error).starts_with(&format!("{field} contains {what}")),
+                "{what} in {field}: {error}"
+            );
+        }
+        let hidden_attempt = format!("{c}{attempt_id}");
+        let hidden_transaction = format!("{transaction_id}{c}");
+        let others = [
+            h.client
+                .cancel(&req(&[("attempt_id", &hidden_attempt)]))
+                .await,
+            h.client
+                .cancel(&req(&[("transaction_id", &hidden_transaction)]))
+                .await,
+            h.client
+                .confirm_system_payment(&req(&[("attempt_id", &hidden_attempt), ("tendered", "1")]))
+                .await,
+            h.client
+                .refund(&req(&[("attempt_id", &hidden_attempt), ("amount", "1")]))
+                .await,
+            h.client.verify(&hidden_attempt).await,
+            h.client.get_transaction(&hidden_transaction).await,
+            h.client
+                .list_transactions(&req(&[("source_id", &lookalike)]))
+                .await,
+        ];
+        for (index, result) in others.into_iter().enumerate() {
+            let error = result.expect_err(&what);
+            assert_eq!(
+                error_name(&error),
+                "InvalidArgument",
+                "{what}, call {index}: {error}"
+            );
+        }
+    }
+    for padded in [" order-1", "order-1 ", "\torder-1"] {
+        let error = h
+            .client
+            .checkout(&order(padded, "100"))
+            .await
+            .expect_err(padded);
+        assert_eq!(error_name(&error), "InvalidArgument", "{padded:?}");
+    }
+    assert_eq!(
+        h.client
+            .count_transactions(&Request::new())
+            .await
+            .expect("count"),
+        1,
+        "no second order was made"
+    );
+    let verify = h.client.verify(attempt_id).await.expect("verify");
+    assert_eq!(s(&verify, "attempt_status"), "204_SENT");
+}
