@@ -141,3 +141,33 @@ async fn a_cash_amount_of_decimal_max_is_refused_when_max_amount_is_unset() {
         "the refused refund changed nothing"
     );
 }
+
+/// Issue 9, item 5: the simulator accepted a partial payment on a checkout without
+/// `allow_partial`. It refuses it as a provider would; the whole amount still settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_payment_is_refused_on_a_checkout_without_allow_partial() {
+    let h = Harness::start().await;
+    let mut signals = h.client.watch().await.expect("watch");
+    let reply = h
+        .client
+        .checkout(&order("whole-only", "1000"))
+        .await
+        .expect("checkout");
+    let attempt_id = s(&reply, "attempt_id");
+    let error = h
+        .client
+        .simulate_pay(attempt_id, "400")
+        .await
+        .expect_err("a partial payment");
+    assert_eq!(error_name(&error), "InvalidTransactionStatus", "{error}");
+    assert!(error.to_string().contains("partial"), "{error}");
+    let verify = h.client.verify(attempt_id).await.expect("verify");
+    assert_eq!(s(&verify, "attempt_status"), "204_SENT");
+    assert_eq!(s(&verify, "paid"), "0.0000");
+
+    h.client
+        .simulate_pay(attempt_id, "1000")
+        .await
+        .expect("the whole amount");
+    wait_transaction(&mut signals, s(&reply, "transaction_id"), "304_SETTLED").await;
+}
