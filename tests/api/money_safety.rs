@@ -8,6 +8,8 @@ use qrpayd::dbus::client::{Arg, Client, Request};
 use qrpayd::dbus::{BusAddress, PrivateBus};
 
 use crate::harness::*;
+use crate::mock_qpay::Route;
+use crate::qpay::QpayHarness;
 
 /// `Decimal::MAX`, the amount the fuzzing run got accepted.
 const DECIMAL_MAX: &str = "79228162514264337593543950335";
@@ -170,4 +172,60 @@ async fn a_partial_payment_is_refused_on_a_checkout_without_allow_partial() {
         .await
         .expect("the whole amount");
     wait_transaction(&mut signals, s(&reply, "transaction_id"), "304_SETTLED").await;
+}
+
+/// Issue 9, item 6 (§4, "What the customer sees matches what is charged"): a provider's QR that
+/// asks for another amount fails its attempt (`QR_MISMATCH`), is never shown or signalled, and
+/// its invoice is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qr_for_another_amount_fails_the_attempt_and_is_never_shown() {
+    let h = QpayHarness::start().await;
+    let mut signals = h.client.watch().await.expect("watch");
+    h.mock.next_qr_asks_for("100");
+    let error = h
+        .client
+        .checkout(&order("q-mismatch", "1000"))
+        .await
+        .expect_err("a QR for 100 on a payment of 1000");
+    assert_eq!(error_name(&error), "ProviderRejected", "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("QR_MISMATCH")
+            && message.contains("asks for 100 (tag 54), the payment is 1000"),
+        "{message}"
+    );
+
+    let failed = wait_for(&mut signals, "AttemptChanged 500_FAIL", |signal| {
+        if signal.name == "AttemptChanged" {
+            assert!(
+                signal.args["details"].get("qr_text").is_none(),
+                "the mismatched QR was signalled: {}",
+                signal.args
+            );
+        }
+        signal.name == "AttemptChanged" && signal.args["status"] == "500_FAIL"
+    })
+    .await;
+    assert_eq!(failed.args["details"]["failure_code"], "QR_MISMATCH");
+    let view = h
+        .client
+        .get_transaction(failed.args["transaction_id"].as_str().expect("an id"))
+        .await
+        .expect("get");
+    let attempt = &view["attempts"][0];
+    assert_eq!(attempt["status"], "500_FAIL");
+    assert!(attempt.get("qr_text").is_none(), "{attempt}");
+    h.mock
+        .wait_for("the invoice closed", |state| {
+            state.count(Route::CancelInvoice) == 1 && state.invoices[0].cancelled
+        })
+        .await;
+
+    // A QR for the payment itself is shown as before.
+    let reply = h
+        .client
+        .checkout(&order("q-match", "1000"))
+        .await
+        .expect("a matching QR");
+    assert_eq!(s(&reply, "attempt_status"), "204_SENT");
 }
