@@ -1210,6 +1210,104 @@ impl MerchantQr {
     }
 }
 
+/// How a provider's QR differs from the payment it was made for: what the customer would be
+/// shown and asked is not what the payment is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QrMismatch {
+    /// A dynamic code (`01` = `12`) without an amount: the customer would type one.
+    #[error(
+        "the QR is dynamic (tag 01 is 12) but carries no amount (tag 54); the payment is {}",
+        .expected.normalize()
+    )]
+    MissingAmount {
+        /// The payment's amount.
+        expected: Decimal,
+    },
+    /// The amount (`54`) is not the payment's.
+    #[error(
+        "the QR asks for {} (tag 54), the payment is {}",
+        .found.normalize(),
+        .expected.normalize()
+    )]
+    Amount {
+        /// The QR's amount.
+        found: Decimal,
+        /// The payment's amount.
+        expected: Decimal,
+    },
+    /// The amount (`54`) is not a valid EMVCo amount.
+    #[error("the QR's amount cannot be read: {0}")]
+    UnreadableAmount(EmvError),
+    /// The currency (`53`) is absent or not the payment's.
+    #[error("the QR's currency (tag 53) is {}, the payment's is {expected}", shown(.found))]
+    Currency {
+        /// The QR's currency, if it has one.
+        found: Option<String>,
+        /// The payment's, ISO 4217 numeric.
+        expected: String,
+    },
+    /// The country (`58`) is absent or not the payment's.
+    #[error("the QR's country (tag 58) is {}, the payment's is {expected}", shown(.found))]
+    Country {
+        /// The QR's country, if it has one.
+        found: Option<String>,
+        /// The payment's, ISO 3166-1 alpha-2.
+        expected: String,
+    },
+}
+
+/// A field of a [`QrMismatch`] as its message shows it.
+fn shown(found: &Option<String>) -> String {
+    found
+        .as_ref()
+        .map_or_else(|| "missing".to_owned(), |value| format!("{value:?}"))
+}
+
+/// Checks that a provider's QR asks for exactly the payment it was made for, so that what the
+/// customer sees is what is charged: the amount (tag `54`, compared as a decimal, exactly:
+/// `12500` and `12500.00` are the same amount, `12500.01` is not), the currency (tag `53`,
+/// ISO 4217 numeric: `496` MNT, `704` VND) and the country (tag `58`: `MN`, `VN`).
+///
+/// A dynamic code (point of initiation `12`) must carry the amount. A static one (`11`, or no
+/// tag `01`) may leave the amount to the customer, but an amount it states must be the
+/// payment's. Currency and country are mandatory in EMVCo's merchant-presented mode, and must
+/// be the payment's.
+pub fn check_payment(
+    payload: &Payload,
+    amount: Decimal,
+    currency_numeric: &str,
+    country: &str,
+) -> Result<(), QrMismatch> {
+    let dynamic = payload.primitive(tags::POINT_OF_INITIATION) == Some("12");
+    match payload.primitive(tags::AMOUNT).map(parse_amount) {
+        None if dynamic => return Err(QrMismatch::MissingAmount { expected: amount }),
+        None => {}
+        Some(Err(error)) => return Err(QrMismatch::UnreadableAmount(error)),
+        Some(Ok(found)) if found != amount => {
+            return Err(QrMismatch::Amount {
+                found,
+                expected: amount,
+            });
+        }
+        Some(Ok(_)) => {}
+    }
+    let found_currency = payload.primitive(tags::CURRENCY);
+    if found_currency != Some(currency_numeric) {
+        return Err(QrMismatch::Currency {
+            found: found_currency.map(str::to_owned),
+            expected: currency_numeric.to_owned(),
+        });
+    }
+    let found_country = payload.primitive(tags::COUNTRY);
+    if found_country != Some(country) {
+        return Err(QrMismatch::Country {
+            found: found_country.map(str::to_owned),
+            expected: country.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// A merchant account information template for [`MerchantQrSpec`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MerchantAccount {
@@ -1726,6 +1824,137 @@ mod tests {
                 purpose: Some("coffee".to_owned()),
             },
         }
+    }
+
+    /// §4 "What the customer sees matches what is charged": the vectors match their own
+    /// payments, whatever the scale of the amount.
+    #[test]
+    fn the_vectors_match_their_payments() {
+        let cases = [
+            (QPAY, "100", "496", "MN"),
+            (QPAY, "100.00", "496", "MN"),
+            (APPOTA, "12000", "704", "VN"),
+            (VIETQR, "1000", "704", "VN"),
+        ];
+        for (vector, amount, currency, country) in cases {
+            let payload = Payload::parse(vector).unwrap();
+            assert_eq!(
+                check_payment(&payload, dec(amount), currency, country),
+                Ok(()),
+                "{vector}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_difference_from_the_payment_is_named() {
+        let qpay = Payload::parse(QPAY).unwrap();
+        assert_eq!(
+            check_payment(&qpay, dec("100.01"), "496", "MN"),
+            Err(QrMismatch::Amount {
+                found: dec("100"),
+                expected: dec("100.01")
+            })
+        );
+        assert_eq!(
+            check_payment(&qpay, dec("100"), "704", "MN"),
+            Err(QrMismatch::Currency {
+                found: Some("496".to_owned()),
+                expected: "704".to_owned()
+            })
+        );
+        assert_eq!(
+            check_payment(&qpay, dec("100"), "496", "VN"),
+            Err(QrMismatch::Country {
+                found: Some("MN".to_owned()),
+                expected: "VN".to_owned()
+            })
+        );
+        let message = check_payment(&qpay, dec("12500"), "496", "MN")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "the QR asks for 100 (tag 54), the payment is 12500"
+        );
+
+        // Built field by field: a code with or without each of the tags compared.
+        let code = |initiation: Option<&str>,
+                    currency: Option<&str>,
+                    amount: Option<&str>,
+                    country: Option<&str>| {
+            let mut fields = vec![Field::primitive(tags::PAYLOAD_FORMAT, "01")];
+            fields.extend(initiation.map(|v| Field::primitive(tags::POINT_OF_INITIATION, v)));
+            fields.push(Field::template(
+                29,
+                vec![Field::primitive(0, "mn.qrpayd.sim")],
+            ));
+            fields.extend(currency.map(|v| Field::primitive(tags::CURRENCY, v)));
+            fields.extend(amount.map(|v| Field::primitive(tags::AMOUNT, v)));
+            fields.extend(country.map(|v| Field::primitive(tags::COUNTRY, v)));
+            Payload::parse(&Payload { fields }.encode().unwrap()).unwrap()
+        };
+        let check = |payload: &Payload| check_payment(payload, dec("12500"), "496", "MN");
+        let full = |amount| code(Some("12"), Some("496"), Some(amount), Some("MN"));
+        assert_eq!(check(&full("12500")), Ok(()));
+        assert_eq!(check(&full("12500.00")), Ok(()));
+        assert_eq!(
+            check(&full("12500.")),
+            Ok(()),
+            "EMVCo allows a trailing point"
+        );
+        assert_eq!(
+            check(&full("12500.01")),
+            Err(QrMismatch::Amount {
+                found: dec("12500.01"),
+                expected: dec("12500")
+            })
+        );
+        assert!(matches!(
+            check(&full("1e5")),
+            Err(QrMismatch::UnreadableAmount(_))
+        ));
+        // A dynamic code must carry the amount; a static one may leave it to the customer.
+        assert_eq!(
+            check(&code(Some("12"), Some("496"), None, Some("MN"))),
+            Err(QrMismatch::MissingAmount {
+                expected: dec("12500")
+            })
+        );
+        assert_eq!(
+            check(&code(Some("11"), Some("496"), None, Some("MN"))),
+            Ok(())
+        );
+        assert_eq!(check(&code(None, Some("496"), None, Some("MN"))), Ok(()));
+        assert_eq!(
+            check(&code(Some("11"), Some("496"), Some("125"), Some("MN"))),
+            Err(QrMismatch::Amount {
+                found: dec("125"),
+                expected: dec("12500")
+            }),
+            "a static code's amount is compared too"
+        );
+        assert_eq!(
+            check(&code(Some("12"), None, Some("12500"), Some("MN"))),
+            Err(QrMismatch::Currency {
+                found: None,
+                expected: "496".to_owned()
+            })
+        );
+        assert_eq!(
+            check(&code(Some("12"), Some("496"), Some("12500"), None)),
+            Err(QrMismatch::Country {
+                found: None,
+                expected: "MN".to_owned()
+            })
+        );
+        let message = check(&code(Some("12"), Some("496"), Some("12500"), None))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "the QR's country (tag 58) is missing, the payment's is MN"
+        );
     }
 
     #[test]

@@ -1,47 +1,67 @@
-//! `a{sv}` maps in and out: typed reading of the till's requests (unknown keys and wrong types
-//! are `InvalidArgument`), and the replies built from domain types. Amounts cross as decimal
-//! strings in MQ-Pay's form, times as RFC 3339 UTC.
+//! `a{sv}` maps in and out: typed reading of the till's requests (unknown keys, a key given
+//! twice and wrong types are `InvalidArgument`), and the replies built from domain types. Amounts
+//! cross as decimal strings in MQ-Pay's form, times as RFC 3339 UTC.
+
+mod request_map;
 
 use std::collections::HashMap;
 
 use zbus::{OwnedVariant, Str, Variant};
 
+pub use self::request_map::{RequestMap, RequestValue};
 use super::error::PayError;
+use crate::domain::model::quote_for_error;
 use crate::domain::{Attempt, PaymentResult, Timestamp, Transaction, format_amount};
 
-/// An `a{sv}` map.
+/// An `a{sv}` map, as replies and signals carry them.
 pub type VarDict = HashMap<String, OwnedVariant>;
 
-/// Reads a request map, refusing keys it does not know.
+/// Reads a request map, refusing keys it does not know and keys given twice.
 pub struct Reader<'a> {
-    map: &'a VarDict,
+    map: &'a RequestMap,
 }
 
 impl<'a> Reader<'a> {
-    /// Checks that every key of `map` is one of `known`.
-    pub fn new(map: &'a VarDict, known: &[&str]) -> Result<Reader<'a>, PayError> {
-        let mut unknown: Vec<&str> = map
-            .keys()
-            .map(String::as_str)
+    /// Checks that every key of `map` is one of `known`, and that none is given twice (a map
+    /// decoded as a `HashMap` would silently keep the last).
+    pub fn new(map: &'a RequestMap, known: &[&str]) -> Result<Reader<'a>, PayError> {
+        let entries = map.entries();
+        let mut unknown: Vec<&str> = entries
+            .iter()
+            .map(|(key, _)| key.as_str())
             .filter(|k| !known.contains(k))
             .collect();
         if !unknown.is_empty() {
             unknown.sort_unstable();
-            return Err(PayError::InvalidArgument(format!(
-                "unknown key(s) {}; known keys are {}",
-                unknown.join(", "),
-                known.join(", ")
-            )));
+            unknown.dedup();
+            return Err(unknown_keys(&unknown, known));
+        }
+        for (index, (key, _)) in entries.iter().enumerate() {
+            if entries[..index].iter().any(|(earlier, _)| earlier == key) {
+                return Err(PayError::InvalidArgument(format!(
+                    "{key} is given twice; give each key once"
+                )));
+            }
         }
         Ok(Reader { map })
     }
 
+    /// The value of `key` as a basic type, or `None` when the key is absent.
+    fn basic(&self, key: &str, expected: &str) -> Result<Option<&'a Variant<'static>>, PayError> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(RequestValue::Basic(value)) => Ok(Some(value)),
+            Some(other) => Err(wrong_type(key, expected, other)),
+        }
+    }
+
     /// A string value (`s`).
     pub fn string(&self, key: &str) -> Result<Option<String>, PayError> {
-        match self.map.get(key).map(|v| &**v) {
+        const EXPECTED: &str = "a string (s)";
+        match self.basic(key, EXPECTED)? {
             None => Ok(None),
             Some(Variant::Str(s)) => Ok(Some(s.as_str().to_owned())),
-            Some(other) => Err(wrong_type(key, "a string (s)", other)),
+            Some(other) => Err(wrong_basic_type(key, EXPECTED, other)),
         }
     }
 
@@ -53,7 +73,8 @@ impl<'a> Reader<'a> {
 
     /// A non-negative integer of any D-Bus integer type (`y q u t n i x`).
     pub fn unsigned(&self, key: &str) -> Result<Option<u64>, PayError> {
-        let value = match self.map.get(key).map(|v| &**v) {
+        const EXPECTED: &str = "an unsigned integer (t)";
+        let value = match self.basic(key, EXPECTED)? {
             None => return Ok(None),
             Some(Variant::U8(v)) => Some(u64::from(*v)),
             Some(Variant::U16(v)) => Some(u64::from(*v)),
@@ -62,7 +83,7 @@ impl<'a> Reader<'a> {
             Some(Variant::I16(v)) => u64::try_from(*v).ok(),
             Some(Variant::I32(v)) => u64::try_from(*v).ok(),
             Some(Variant::I64(v)) => u64::try_from(*v).ok(),
-            Some(other) => return Err(wrong_type(key, "an unsigned integer (t)", other)),
+            Some(other) => return Err(wrong_basic_type(key, EXPECTED, other)),
         };
         value
             .map(Some)
@@ -81,34 +102,51 @@ impl<'a> Reader<'a> {
 
     /// A boolean (`b`).
     pub fn boolean(&self, key: &str) -> Result<Option<bool>, PayError> {
-        match self.map.get(key).map(|v| &**v) {
+        const EXPECTED: &str = "a boolean (b)";
+        match self.basic(key, EXPECTED)? {
             None => Ok(None),
             Some(Variant::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(wrong_type(key, "a boolean (b)", other)),
+            Some(other) => Err(wrong_basic_type(key, EXPECTED, other)),
         }
     }
 
-    /// An array of maps (`aa{sv}`).
-    pub fn dicts(&self, key: &str) -> Result<Vec<VarDict>, PayError> {
-        let Some(value) = self.map.get(key) else {
-            return Ok(Vec::new());
-        };
-        let Variant::Array(array) = &**value else {
-            return Err(wrong_type(key, "an array of maps (aa{sv})", value));
-        };
-        let mut dicts = Vec::with_capacity(array.len());
-        for element in array.inner() {
-            let dict = element
-                .try_clone()
-                .and_then(|v| v.downcast::<VarDict>())
-                .map_err(|_| wrong_type(key, "an array of maps (aa{sv})", value))?;
-            dicts.push(dict);
+    /// An array of maps (`aa{sv}`), each to be read with its own [`Reader`].
+    pub fn dicts(&self, key: &str) -> Result<&'a [RequestMap], PayError> {
+        match self.map.get(key) {
+            None => Ok(&[]),
+            Some(RequestValue::Maps(maps)) => Ok(maps),
+            Some(other) => Err(wrong_type(key, "an array of maps (aa{sv})", other)),
         }
-        Ok(dicts)
     }
 }
 
-fn wrong_type(key: &str, expected: &str, got: &Variant<'_>) -> PayError {
+/// How many unknown keys an error names; the rest are counted.
+const NAMED_UNKNOWN_KEYS: usize = 3;
+
+/// The error for keys a request may not carry: the first few, each quoted cut short (a key is the
+/// caller's text too, of any length), and how many more there are.
+fn unknown_keys(unknown: &[&str], known: &[&str]) -> PayError {
+    let named: Vec<String> = unknown
+        .iter()
+        .take(NAMED_UNKNOWN_KEYS)
+        .map(|key| quote_for_error(key))
+        .collect();
+    let more = match unknown.len().saturating_sub(NAMED_UNKNOWN_KEYS) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    PayError::InvalidArgument(format!(
+        "unknown key(s) {}{more}; known keys are {}",
+        named.join(", "),
+        known.join(", ")
+    ))
+}
+
+fn wrong_type(key: &str, expected: &str, got: &RequestValue) -> PayError {
+    PayError::InvalidArgument(format!("{key} must be {expected}, not {}", got.signature()))
+}
+
+fn wrong_basic_type(key: &str, expected: &str, got: &Variant<'_>) -> PayError {
     PayError::InvalidArgument(format!(
         "{key} must be {expected}, not {}",
         got.value_signature()

@@ -38,9 +38,26 @@ pub enum PayError {
     Internal(String),
 }
 
+/// The longest message an error reply carries, in characters. Every value from the till is
+/// quoted cut short where its message is made (`domain::model::quote_for_error`); this is the
+/// last guard, so that no message, a provider's included, can grow without bound.
+const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// `message`, cut after [`MAX_MESSAGE_CHARS`] characters with its whole length said.
+fn bounded(message: String) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        None => message,
+        Some((cut, _)) => format!(
+            "{}…(cut short: {} characters)",
+            &message[..cut],
+            message.chars().count()
+        ),
+    }
+}
+
 impl From<EngineError> for PayError {
     fn from(error: EngineError) -> Self {
-        let message = error.to_string();
+        let message = bounded(error.to_string());
         match error {
             EngineError::InvalidArgument(_) => PayError::InvalidArgument(message),
             EngineError::InvalidTransactionStatus(_) => PayError::InvalidTransactionStatus(message),
@@ -55,5 +72,26 @@ impl From<EngineError> for PayError {
             EngineError::SignatureMismatch(_) => PayError::SignatureMismatch(message),
             EngineError::Internal(_) => PayError::Internal(message),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_cut_at_its_limit_and_says_how_long_it_was() {
+        let short = "x".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(bounded(short.clone()), short);
+        let long = "ө".repeat(MAX_MESSAGE_CHARS + 1);
+        let cut = bounded(long);
+        assert!(cut.starts_with(&"ө".repeat(MAX_MESSAGE_CHARS)));
+        assert!(cut.ends_with("…(cut short: 1001 characters)"), "{cut}");
+        let PayError::InvalidArgument(message) =
+            PayError::from(EngineError::InvalidArgument("y".repeat(1_000_000)))
+        else {
+            panic!("the same error name");
+        };
+        assert!(message.chars().count() < MAX_MESSAGE_CHARS + 40);
     }
 }

@@ -5,11 +5,12 @@
 use zbus::interface;
 use zbus::object_server::SignalEmitter;
 
-use super::args::{self, Reader, VarDict, Writer};
+use super::args::{self, Reader, RequestMap, VarDict, Writer};
 use super::error::PayError;
+use crate::domain::model::{MAX_ID_LEN, check_id};
 use crate::engine::{
-    CheckoutRequest, ConfirmRequest, Engine, ItemRequest, ListRequest, PaymentInstrument,
-    ReconcileRequest, RefundRequest, Target,
+    CheckoutRequest, ConfirmRequest, Engine, EngineError, ItemRequest, ListRequest,
+    PaymentInstrument, ReconcileRequest, RefundRequest, Target,
 };
 
 /// The till's interface, served at `/org/qrpayd/Pay1`.
@@ -65,10 +66,22 @@ const FILTER_KEYS: &[&str] = &[
     "offset",
 ];
 
+/// An id the till sent, checked as every id is (`check_id`: no hidden characters, no surrounding
+/// spaces) before the engine looks it up.
+fn id(field: &'static str, value: String) -> Result<String, PayError> {
+    check_id(field, &value, MAX_ID_LEN).map_err(EngineError::from)?;
+    Ok(value)
+}
+
+/// An optional id (see [`id`]).
+fn optional_id(field: &'static str, value: Option<String>) -> Result<Option<String>, PayError> {
+    value.map(|value| id(field, value)).transpose()
+}
+
 /// `transaction_id` or `attempt_id`, exactly one of them.
 fn target(reader: &Reader<'_>, prefer_attempt: bool) -> Result<Target, PayError> {
-    let attempt = reader.string("attempt_id")?;
-    let transaction = reader.string("transaction_id")?;
+    let attempt = optional_id("attempt_id", reader.string("attempt_id")?)?;
+    let transaction = optional_id("transaction_id", reader.string("transaction_id")?)?;
     match (attempt, transaction) {
         (Some(_), Some(_)) => Err(PayError::InvalidArgument(
             "give attempt_id or transaction_id, not both".to_owned(),
@@ -126,12 +139,12 @@ fn instrument(r: &Reader<'_>) -> Result<Option<PaymentInstrument>, PayError> {
     }
 }
 
-fn filter(map: &VarDict) -> Result<ListRequest, PayError> {
+fn filter(map: &RequestMap) -> Result<ListRequest, PayError> {
     let r = Reader::new(map, FILTER_KEYS)?;
     Ok(ListRequest {
         status: r.string("status")?,
-        source_type: r.string("source_type")?,
-        source_id: r.string("source_id")?,
+        source_type: optional_id("source_type", r.string("source_type")?)?,
+        source_id: optional_id("source_id", r.string("source_id")?)?,
         since: r.string("since")?,
         until: r.string("until")?,
         overpaid: r.boolean("overpaid")?,
@@ -147,11 +160,11 @@ impl Terminal {
     /// `card_year`) or bank account (`bank_code`, `account_number`, `account_holder_name`,
     /// `identification_number`), which are used once and never stored. Idempotent on
     /// (source_type, source_id): the same open order returns the same transaction and attempt.
-    async fn checkout(&self, request: VarDict) -> Result<VarDict, PayError> {
+    async fn checkout(&self, request: RequestMap) -> Result<VarDict, PayError> {
         let r = Reader::new(&request, CHECKOUT_KEYS)?;
         let mut items = Vec::new();
         for item in r.dicts("items")? {
-            let i = Reader::new(&item, ITEM_KEYS)?;
+            let i = Reader::new(item, ITEM_KEYS)?;
             items.push(ItemRequest {
                 description: i.required_string("description")?,
                 quantity: i.string("quantity")?.unwrap_or_else(|| "1".to_owned()),
@@ -195,7 +208,7 @@ impl Terminal {
 
     /// Records money the cashier took (cash): `transaction_id` or `attempt_id`, `tendered`,
     /// `note`. Replies with the `change`.
-    async fn confirm_system_payment(&self, request: VarDict) -> Result<VarDict, PayError> {
+    async fn confirm_system_payment(&self, request: RequestMap) -> Result<VarDict, PayError> {
         let r = Reader::new(
             &request,
             &["transaction_id", "attempt_id", "tendered", "note"],
@@ -222,7 +235,7 @@ impl Terminal {
 
     /// Cancels one attempt (`attempt_id`) or a transaction with all its open attempts
     /// (`transaction_id`), with an optional `reason`.
-    async fn cancel(&self, request: VarDict) -> Result<VarDict, PayError> {
+    async fn cancel(&self, request: RequestMap) -> Result<VarDict, PayError> {
         let r = Reader::new(&request, &["transaction_id", "attempt_id", "reason"])?;
         let reply = self
             .engine
@@ -250,7 +263,8 @@ impl Terminal {
 
     /// Checks an attempt with its provider now.
     async fn verify(&self, attempt_id: &str) -> Result<VarDict, PayError> {
-        let reply = self.engine.verify(attempt_id).await?;
+        let attempt_id = id("attempt_id", attempt_id.to_owned())?;
+        let reply = self.engine.verify(&attempt_id).await?;
         Writer::new()
             .str("attempt_id", &reply.attempt.id)
             .str("attempt_status", reply.attempt.status.code())
@@ -265,13 +279,13 @@ impl Terminal {
     /// `request_id`, repeating the call answers the same refund instead of refunding again. A
     /// refund whose outcome is not known yet is answered with `status` `204_SENT`; its
     /// `AttemptChanged` follows.
-    async fn refund(&self, request: VarDict) -> Result<VarDict, PayError> {
+    async fn refund(&self, request: RequestMap) -> Result<VarDict, PayError> {
         let r = Reader::new(&request, &["attempt_id", "amount", "reason", "request_id"])?;
         let request = RefundRequest {
-            attempt_id: r.required_string("attempt_id")?,
+            attempt_id: id("attempt_id", r.required_string("attempt_id")?)?,
             amount: r.required_string("amount")?,
             reason: r.string("reason")?,
-            request_id: r.string("request_id")?,
+            request_id: optional_id("request_id", r.string("request_id")?)?,
         };
         let reply = self.engine.refund(request).await?;
         let a = &reply.refund;
@@ -288,7 +302,8 @@ impl Terminal {
 
     /// A transaction by id or number, with its `attempts` and `payments`.
     async fn get_transaction(&self, id_or_number: &str) -> Result<VarDict, PayError> {
-        let view = self.engine.get_transaction(id_or_number).await?;
+        let id_or_number = id("id", id_or_number.to_owned())?;
+        let view = self.engine.get_transaction(&id_or_number).await?;
         let attempts = view
             .attempts
             .iter()
@@ -308,7 +323,7 @@ impl Terminal {
 
     /// Transactions matching `filter` (`status`, `source_type`, `source_id`, `since`, `until`,
     /// `limit` default 50 max 500, `offset`), newest first.
-    async fn list_transactions(&self, filter_map: VarDict) -> Result<Vec<VarDict>, PayError> {
+    async fn list_transactions(&self, filter_map: RequestMap) -> Result<Vec<VarDict>, PayError> {
         let transactions = self.engine.list_transactions(filter(&filter_map)?).await?;
         transactions
             .iter()
@@ -317,7 +332,7 @@ impl Terminal {
     }
 
     /// How many transactions match `filter` (limit and offset ignored).
-    async fn count_transactions(&self, filter_map: VarDict) -> Result<u64, PayError> {
+    async fn count_transactions(&self, filter_map: RequestMap) -> Result<u64, PayError> {
         Ok(self.engine.count_transactions(filter(&filter_map)?).await?)
     }
 
@@ -326,7 +341,7 @@ impl Terminal {
     /// it paid. One row per payment: `payment_id`, `invoice_id`, `provider_amount`,
     /// `provider_status`, `local_amount`, `attempt_id`, `transaction_id`, `verdict` (`matched`,
     /// `missing`, `amount_differs`, `local_only`, `recorded`).
-    async fn reconcile(&self, request: VarDict) -> Result<Vec<VarDict>, PayError> {
+    async fn reconcile(&self, request: RequestMap) -> Result<Vec<VarDict>, PayError> {
         let r = Reader::new(&request, &["provider", "date", "record_missing"])?;
         let request = ReconcileRequest {
             provider: r.required_string("provider")?,

@@ -324,6 +324,42 @@ pub fn status_for_money(total: Decimal, paid: Decimal) -> TransactionStatus {
     }
 }
 
+/// How many characters of a value from outside an error message repeats, at most (counted as
+/// they are written, escapes included).
+pub const QUOTED_CHARS: usize = 40;
+
+/// A value from outside, quoted for an error message: in Rust's debug quoting (so a control or
+/// invisible character shows as an escape), and cut after [`QUOTED_CHARS`] characters with the
+/// whole length said, so that an error never sends back the megabyte a till sent by mistake.
+///
+/// ```
+/// use qrpayd::domain::model::quote_for_error;
+///
+/// assert_eq!(quote_for_error("1e5"), "\"1e5\"");
+/// assert_eq!(quote_for_error("a\u{200b}b"), "\"a\\u{200b}b\"");
+/// let long = "9".repeat(1000);
+/// assert_eq!(
+///     quote_for_error(&long),
+///     format!("\"{}\"…(1000 characters)", "9".repeat(40))
+/// );
+/// ```
+pub fn quote_for_error(value: &str) -> String {
+    let mut written = 0;
+    let mut cut = value.len();
+    for (index, c) in value.char_indices() {
+        written += c.escape_debug().count();
+        if written > QUOTED_CHARS {
+            cut = index;
+            break;
+        }
+    }
+    if cut == value.len() {
+        format!("{value:?}")
+    } else {
+        format!("{:?}…({} characters)", &value[..cut], value.chars().count())
+    }
+}
+
 /// A text field that breaks its documented limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
@@ -337,6 +373,24 @@ pub enum TextError {
     Empty { field: &'static str },
     #[error("{field} contains a control character")]
     ControlCharacter { field: &'static str },
+    #[error("{field} starts or ends with a space; send it without")]
+    SurroundingSpace { field: &'static str },
+    #[error(
+        "{field} contains {}, which does not show as itself, at character {position}; \
+         ids may hold visible characters and plain spaces only",
+        code_point(.character)
+    )]
+    HiddenCharacter {
+        field: &'static str,
+        character: char,
+        /// Counted in characters, from 1.
+        position: usize,
+    },
+}
+
+/// A character as Unicode names it (`U+200B`).
+fn code_point(character: &char) -> String {
+    format!("U+{:04X}", u32::from(*character))
 }
 
 /// Checks a text field from outside against its limit: not empty, at most `max` characters, no
@@ -354,6 +408,87 @@ pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), Te
     }
     Ok(())
 }
+
+/// Checks an id from outside (`source_id`, `source_type`, `source_uid`, `attempt_id`,
+/// `transaction_id`, ...) as [`check_text`] does, and that it reads as exactly what it is: no
+/// space at either end, and no character that does not show as itself ([`is_hidden`]). Without
+/// this, `A-1`, `A-1 ` and `A-\u{200B}1` would be three orders to qrpayd and one to the cashier
+/// who reads them.
+pub fn check_id(field: &'static str, value: &str, max: usize) -> Result<(), TextError> {
+    check_text(field, value, max)?;
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        return Err(TextError::SurroundingSpace { field });
+    }
+    match value.chars().enumerate().find(|(_, c)| is_hidden(*c)) {
+        Some((index, character)) => Err(TextError::HiddenCharacter {
+            field,
+            character,
+            position: index + 1,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Whether `c` does not show as a character of its own: a format character (Unicode's general
+/// category Cf), another default-ignorable code point, or a space other than U+0020 (Unicode's
+/// White_Space: no-break, thin, ideographic and other spaces look like a plain one or like
+/// nothing).
+fn is_hidden(c: char) -> bool {
+    let within =
+        |ranges: &[(char, char)]| ranges.iter().any(|(low, high)| (*low..=*high).contains(&c));
+    (c.is_whitespace() && c != ' ') || within(FORMAT_CHARACTERS) || within(OTHER_DEFAULT_IGNORABLE)
+}
+
+/// Unicode's format characters, general category Cf (`DerivedGeneralCategory.txt`, the same in
+/// Unicode 15.1, 16.0 and 17.0; checked against the tables of the `unicode-properties` crate,
+/// Unicode 17.0). They are invisible and change how the characters around them are shown: the
+/// soft hyphen, zero-width spaces and joiners, bidirectional marks, embeddings, overrides and
+/// isolates, the byte-order mark, interlinear annotation, tags, and a few script-specific
+/// format controls.
+const FORMAT_CHARACTERS: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// The default-ignorable code points that are not format characters (`DerivedCoreProperties.txt`,
+/// `Default_Ignorable_Code_Point`, less the Cf ones above): what a renderer shows as nothing
+/// when it has no glyph for it. The combining grapheme joiner, Hangul fillers, Khmer inherent
+/// vowels, Mongolian free variation selectors, variation selectors, and the code points Unicode
+/// reserves beside them for more of the same.
+const OTHER_DEFAULT_IGNORABLE: &[(char, char)] = &[
+    ('\u{034F}', '\u{034F}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180D}'),
+    ('\u{180F}', '\u{180F}'),
+    ('\u{2065}', '\u{2065}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF0}', '\u{FFF8}'),
+    ('\u{E0000}', '\u{E0000}'),
+    ('\u{E0002}', '\u{E001F}'),
+    ('\u{E0080}', '\u{E0FFF}'),
+];
 
 #[cfg(test)]
 mod tests {
@@ -433,6 +568,113 @@ mod tests {
             check_text("note", "a\u{0}b", MAX_NOTE_LEN),
             Err(TextError::ControlCharacter { field: "note" })
         );
+    }
+
+    #[test]
+    fn ids_that_read_as_they_are_pass() {
+        for id in [
+            "order-1",
+            "Order 12",
+            "ЗАХ-0001",
+            "захиалга №5",
+            "Đơn hàng 7",
+            "☕-3",
+            "a",
+            &"9".repeat(MAX_ID_LEN),
+        ] {
+            assert_eq!(check_id("source_id", id, MAX_ID_LEN), Ok(()), "{id:?}");
+        }
+    }
+
+    /// Issue 9, item 4: ids with invisible format characters or surrounding spaces made a
+    /// separate order for what a person reads as the same one. Every character of both tables
+    /// (each range's ends and middle), the examples the fuzzing run found, and the spaces that
+    /// are not U+0020 are refused, at the start, in the middle and at the end.
+    #[test]
+    fn ids_with_hidden_characters_or_surrounding_spaces_are_refused() {
+        let mut hidden: Vec<char> = FORMAT_CHARACTERS
+            .iter()
+            .chain(OTHER_DEFAULT_IGNORABLE)
+            .flat_map(|(low, high)| {
+                let middle = char::from_u32((u32::from(*low) + u32::from(*high)) / 2);
+                [Some(*low), middle, Some(*high)]
+            })
+            .flatten()
+            .collect();
+        hidden.extend([
+            '\u{200B}', // zero width space
+            '\u{200C}', // zero width non-joiner
+            '\u{200D}', // zero width joiner
+            '\u{200E}', // left-to-right mark
+            '\u{202E}', // right-to-left override
+            '\u{2066}', // left-to-right isolate
+            '\u{FEFF}', // byte-order mark
+            '\u{00A0}', // no-break space
+            '\u{2007}', // figure space
+            '\u{202F}', // narrow no-break space
+            '\u{3000}', // ideographic space
+            '\u{1680}', // ogham space mark
+            '\u{2028}', // line separator
+        ]);
+        for c in hidden {
+            let at = |id: String, position: usize| {
+                assert_eq!(
+                    check_id("source_id", &id, MAX_ID_LEN),
+                    Err(TextError::HiddenCharacter {
+                        field: "source_id",
+                        character: c,
+                        position
+                    }),
+                    "U+{:04X} in {id:?}",
+                    u32::from(c)
+                );
+            };
+            if !c.is_whitespace() {
+                at(format!("{c}A-1"), 1);
+                at(format!("A-1{c}"), 4);
+            }
+            at(format!("A-{c}1"), 3);
+        }
+        for id in [" A-1", "A-1 ", "\u{3000}A-1", "A-1\u{00A0}", "  "] {
+            assert_eq!(
+                check_id("source_id", id, MAX_ID_LEN),
+                Err(TextError::SurroundingSpace { field: "source_id" }),
+                "{id:?}"
+            );
+        }
+        // What check_text refuses comes first.
+        assert_eq!(
+            check_id("attempt_id", "a\tb", MAX_ID_LEN),
+            Err(TextError::ControlCharacter {
+                field: "attempt_id"
+            })
+        );
+        let message = check_id("source_id", "A\u{200B}1", MAX_ID_LEN)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            message.contains("U+200B") && message.contains("character 2"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn quoted_values_are_cut_short_and_escaped() {
+        assert_eq!(quote_for_error(""), "\"\"");
+        assert_eq!(quote_for_error("order-1"), "\"order-1\"");
+        // Exactly the limit is kept whole; one more is cut.
+        let at_limit = "x".repeat(QUOTED_CHARS);
+        assert_eq!(quote_for_error(&at_limit), format!("{at_limit:?}"));
+        assert_eq!(
+            quote_for_error(&"x".repeat(QUOTED_CHARS + 1)),
+            format!("{at_limit:?}…(41 characters)")
+        );
+        // Escapes count as what they take to write, so invisible characters cannot inflate it.
+        let hidden = quote_for_error(&"\u{200b}".repeat(1_000_000));
+        assert!(hidden.ends_with("…(1000000 characters)"), "{hidden}");
+        assert!(hidden.chars().count() < 80, "{hidden}");
+        // A multi-byte character is never split.
+        assert!(quote_for_error(&"ө".repeat(100)).starts_with(&format!("\"{}", "ө".repeat(40))));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
+use super::model::quote_for_error;
+
 /// A currency qrpayd can take payments in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Currency {
@@ -46,6 +48,22 @@ impl Currency {
         }
     }
 
+    /// The most one payment in this currency may be, whatever the config says: 500 million
+    /// tögrög, 5 billion đồng (each some 150 000 to 200 000 US dollars).
+    ///
+    /// Far above any sale a till rings up, so it refuses nothing real, yet it stops a slip of
+    /// the keyboard or a fuzzed value (`79228162514264337593543950335`, `Decimal::MAX`) from
+    /// becoming a transaction, a refund or cash tendered. It also keeps every amount inside what
+    /// the wire formats carry: EMVCo's tag 54 holds 13 characters (`500000000.00` is 12), and
+    /// providers take amounts as 64-bit integers. `daemon.max_amount` can lower it, never raise
+    /// it ([`max_amount_for`]).
+    pub fn max_amount(self) -> Decimal {
+        match self {
+            Currency::Mnt => Decimal::from(500_000_000_u64),
+            Currency::Vnd => Decimal::from(5_000_000_000_u64),
+        }
+    }
+
     /// How many decimal places an amount in this currency may have.
     pub fn decimals(self) -> u32 {
         match self {
@@ -72,32 +90,45 @@ impl FromStr for Currency {
     }
 }
 
-/// Why an amount or currency was refused.
+/// Why an amount or currency was refused. The variants keep the text as it came; their messages
+/// quote it cut short ([`quote_for_error`]), so a huge value is never repeated whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmountError {
     #[error("the amount is empty")]
     Empty,
     #[error(
-        "the amount {0:?} is not a plain decimal number (digits, optionally one '.' and more digits)"
+        "the amount {} is not a plain decimal number (digits, optionally one '.' and more digits)",
+        quote_for_error(.0)
     )]
     NotDecimal(String),
-    #[error("the amount {0:?} is negative")]
+    #[error("the amount {} is negative", quote_for_error(.0))]
     Negative(String),
     #[error("the amount must be greater than zero")]
     Zero,
     #[error(
-        "the amount {amount} has more than {allowed} decimal places, the most {currency} allows"
+        "the amount {} has more than {allowed} decimal places, the most {currency} allows",
+        quote_for_error(.amount)
     )]
     TooManyDecimals {
         amount: String,
         currency: Currency,
         allowed: u32,
     },
-    #[error("the amount {amount} is above the maximum of {max}")]
-    AboveMaximum { amount: String, max: String },
-    #[error("the amount {0:?} is too large to represent")]
+    #[error(
+        "the amount {} is above the maximum of {max} {currency}",
+        quote_for_error(.amount)
+    )]
+    AboveMaximum {
+        amount: String,
+        max: String,
+        currency: Currency,
+    },
+    #[error("the amount {} is too large to represent", quote_for_error(.0))]
     Overflow(String),
-    #[error("the currency {0:?} is not supported (supported: MNT, VND)")]
+    #[error(
+        "the currency {} is not supported (supported: MNT, VND)",
+        quote_for_error(.0)
+    )]
     UnknownCurrency(String),
 }
 
@@ -122,8 +153,16 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
     Decimal::from_str_exact(text).map_err(|_| AmountError::Overflow(text.to_owned()))
 }
 
-/// Parses a payment amount for `currency`: positive, at most the currency's decimal places, and
-/// not above `max` when one is given.
+/// The most one amount in `currency` may be: the currency's own ceiling
+/// ([`Currency::max_amount`]), or `configured` (the config's `max_amount`) when that is lower.
+pub fn max_amount_for(currency: Currency, configured: Option<Decimal>) -> Decimal {
+    let ceiling = currency.max_amount();
+    configured.map_or(ceiling, |configured| configured.min(ceiling))
+}
+
+/// Parses an amount for `currency`: positive, at most the currency's decimal places, and not
+/// above [`max_amount_for`] the currency and `max` (the config's `max_amount`, if set). Every
+/// amount the till sends (Checkout's, a refund's, cash tendered) goes through here.
 ///
 /// ```
 /// use qrpayd::domain::{AmountError, Currency, parse_amount};
@@ -146,12 +185,12 @@ pub fn parse_amount(
         return Err(AmountError::Zero);
     }
     check_scale(amount, currency)?;
-    if let Some(max) = max
-        && amount > max
-    {
+    let max = max_amount_for(currency, max);
+    if amount > max {
         return Err(AmountError::AboveMaximum {
             amount: text.to_owned(),
             max: max.normalize().to_string(),
+            currency,
         });
     }
     Ok(amount)
@@ -268,6 +307,7 @@ mod tests {
                 AmountError::AboveMaximum {
                     amount: "1000000.01".into(),
                     max: "1000000".into(),
+                    currency: Currency::Mnt,
                 },
             ),
         ];
@@ -295,6 +335,64 @@ mod tests {
             parse_amount(&huge, Currency::Mnt, None),
             Err(AmountError::Overflow(huge.clone()))
         );
+    }
+
+    /// Issue 9, item 2: with `max_amount` unset, `Decimal::MAX` was a valid amount.
+    #[test]
+    fn the_currency_ceiling_holds_without_max_amount_and_above_it() {
+        let decimal_max = Decimal::MAX.to_string();
+        assert_eq!(decimal_max, "79228162514264337593543950335");
+        for currency in Currency::ALL {
+            let ceiling = currency.max_amount();
+            let above = (ceiling + Decimal::ONE).to_string();
+            let higher_config = Some(ceiling * Decimal::from(10));
+            for configured in [None, higher_config] {
+                assert_eq!(
+                    parse_amount(&ceiling.to_string(), currency, configured),
+                    Ok(ceiling)
+                );
+                for text in [above.as_str(), decimal_max.as_str()] {
+                    assert_eq!(
+                        parse_amount(text, currency, configured),
+                        Err(AmountError::AboveMaximum {
+                            amount: text.to_owned(),
+                            max: ceiling.to_string(),
+                            currency,
+                        }),
+                        "{text} {currency} with max_amount {configured:?}"
+                    );
+                }
+            }
+            // A lower config wins.
+            assert_eq!(max_amount_for(currency, Some(dec("1000"))), dec("1000"));
+        }
+        assert_eq!(Currency::Mnt.max_amount(), dec("500000000"));
+        assert_eq!(Currency::Vnd.max_amount(), dec("5000000000"));
+        // The largest MNT amount fits EMVCo's 13-character tag 54.
+        assert!(
+            crate::emv::format_amount(Currency::Mnt.max_amount() - dec("0.01"), 2)
+                .is_ok_and(|text| text.len() <= crate::emv::MAX_AMOUNT_LEN)
+        );
+    }
+
+    #[test]
+    fn a_huge_amount_is_not_repeated_whole_in_its_message() {
+        for text in [
+            "9".repeat(1 << 20),
+            "1e".repeat(1 << 19),
+            format!("-{}", "5".repeat(1 << 20)),
+        ] {
+            let message = parse_amount(&text, Currency::Mnt, None)
+                .expect_err("refused")
+                .to_string();
+            assert!(message.len() < 200, "{} bytes: {message}", message.len());
+        }
+        let message = "X"
+            .repeat(1 << 20)
+            .parse::<Currency>()
+            .expect_err("refused")
+            .to_string();
+        assert!(message.len() < 200, "{message}");
     }
 
     #[test]

@@ -49,7 +49,7 @@ macro_rules! status_enum {
 
 /// A code that is not one of MQ-Pay's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code:?} is not a valid {kind} code")]
+#[error("{} is not a valid {kind} code", super::model::quote_for_error(code))]
 pub struct UnknownCode {
     pub kind: &'static str,
     pub code: String,

@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::checkout::{load_pair_in, new_attempt};
 use super::supervisor::Closing;
 use super::{CancelReply, Engine, EngineError, SYSTEM_PROVIDER, Target};
-use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN};
+use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN, check_id};
 use crate::domain::{
     Attempt, AttemptStatus, AttemptType, Failure, OutboxKind, Transaction, TransactionStatus,
     check_text, format_for_display,
@@ -31,7 +31,7 @@ impl Engine {
         }
         match target {
             Target::Attempt(attempt_id) => {
-                check_text("attempt_id", &attempt_id, MAX_ID_LEN)?;
+                check_id("attempt_id", &attempt_id, MAX_ID_LEN)?;
                 let cancel = self.cancel_attempt(&attempt_id, reason).await?;
                 let (transaction, _) = self.load_pair(&attempt_id).await?;
                 Ok(CancelReply {
@@ -40,7 +40,7 @@ impl Engine {
                 })
             }
             Target::Transaction(id) => {
-                check_text("transaction_id", &id, MAX_ID_LEN)?;
+                check_id("transaction_id", &id, MAX_ID_LEN)?;
                 self.cancel_transaction(&id, reason).await
             }
         }

@@ -11,7 +11,7 @@ use super::{
     Changes, ConfirmReply, ConfirmRequest, Engine, EngineError, METHOD_CASH, SYSTEM_PROVIDER,
     Target,
 };
-use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN};
+use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN, check_id};
 use crate::domain::{
     Attempt, AttemptStatus, AttemptType, PaymentResult, Timestamp, Transaction, TransactionStatus,
     check_text, parse_amount,
@@ -29,8 +29,8 @@ impl Engine {
             check_text("note", note, MAX_NOTE_LEN)?;
         }
         match &request.target {
-            Target::Attempt(id) => check_text("attempt_id", id, MAX_ID_LEN)?,
-            Target::Transaction(id) => check_text("transaction_id", id, MAX_ID_LEN)?,
+            Target::Attempt(id) => check_id("attempt_id", id, MAX_ID_LEN)?,
+            Target::Transaction(id) => check_id("transaction_id", id, MAX_ID_LEN)?,
         }
         // The grammar is checked before anything is looked up; the currency's decimal places
         // once the transaction is known.

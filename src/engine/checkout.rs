@@ -20,7 +20,7 @@ use super::{
     Changes, CheckoutReply, CheckoutRequest, Engine, EngineError, METHOD_ATM, METHOD_CASH,
     METHOD_QR, PaymentInstrument, SYSTEM_PROVIDER,
 };
-use crate::domain::model::{MAX_DESCRIPTION_LEN, MAX_ID_LEN, MAX_ITEMS};
+use crate::domain::model::{MAX_DESCRIPTION_LEN, MAX_ID_LEN, MAX_ITEMS, check_id};
 use crate::domain::{
     Attempt, AttemptStatus, AttemptType, Currency, Failure, Item, Source, Timestamp, Transaction,
     TransactionStatus, check_text, format_for_display, parse_amount, parse_decimal,
@@ -171,13 +171,14 @@ impl Engine {
         instrument: Option<&PaymentInstrument>,
     ) -> Result<ValidCheckout, EngineError> {
         let settings = &self.inner.settings;
-        check_text("source_id", &request.source_id, MAX_ID_LEN)?;
+        // The source is the key of idempotency: it must read as exactly what it is.
+        check_id("source_id", &request.source_id, MAX_ID_LEN)?;
         let source_type = request
             .source_type
             .unwrap_or_else(|| DEFAULT_SOURCE_TYPE.to_owned());
-        check_text("source_type", &source_type, MAX_ID_LEN)?;
+        check_id("source_type", &source_type, MAX_ID_LEN)?;
         if let Some(uid) = &request.source_uid {
-            check_text("source_uid", uid, MAX_ID_LEN)?;
+            check_id("source_uid", uid, MAX_ID_LEN)?;
         }
         let currency = match &request.currency {
             Some(code) => code
@@ -208,6 +209,8 @@ impl Engine {
             }
         };
         let method = request.method.unwrap_or_else(|| default_method.to_owned());
+        // Bounded before `check_method` repeats it in its message.
+        check_text("method", &method, MAX_ID_LEN)?;
         check_method(&provider, &method, instrument.is_some())?;
         if let Some(description) = &request.description {
             check_text("description", description, MAX_DESCRIPTION_LEN)?;
@@ -232,6 +235,10 @@ impl Engine {
                 ),
             ));
         }
+        // What the items come to is held to the same ceiling as the amount, so that no line,
+        // and no sum of them a provider might bill, can grow past what one payment may be.
+        let max_amount = crate::domain::money::max_amount_for(currency, settings.max_amount);
+        let mut items_total = Decimal::ZERO;
         let mut items = Vec::with_capacity(request.items.len());
         for (index, item) in request.items.into_iter().enumerate() {
             check_text("items.description", &item.description, MAX_DESCRIPTION_LEN)?;
@@ -247,6 +254,20 @@ impl Engine {
                 .map_err(|e| amount_error(&format!("items[{index}].unit_price"), e))?;
             crate::domain::money::check_scale(unit_price, currency)
                 .map_err(|e| amount_error(&format!("items[{index}].unit_price"), e))?;
+            items_total = quantity
+                .checked_mul(unit_price)
+                .and_then(|line| items_total.checked_add(line))
+                .filter(|total| *total <= max_amount)
+                .ok_or_else(|| {
+                    EngineError::invalid(
+                        &format!("items[{index}]"),
+                        format!(
+                            "the items' quantity × unit_price come to more than the maximum \
+                             of {} {currency}",
+                            max_amount.normalize()
+                        ),
+                    )
+                })?;
             items.push(Item {
                 description: item.description,
                 quantity,
@@ -383,7 +404,12 @@ impl Engine {
         let now = self.now();
         self.write(move |tx, changes| {
             let (transaction, mut attempt) = load_pair_in(tx, &id)?;
-            let qr_check = check_qr_text(&attempt.method, &invoice.qr_text);
+            let qr_check = check_qr_text(
+                &attempt.method,
+                &invoice.qr_text,
+                attempt.amount,
+                transaction.currency,
+            );
             attempt.invoice_id = Some(invoice.invoice_id);
             attempt.short_url = invoice.short_url;
             attempt.deep_links = invoice.deep_links;
@@ -462,16 +488,32 @@ fn check_method(provider: &str, method: &str, with_instrument: bool) -> Result<(
 /// The longest page address an `ATM` attempt records (AppotaPay's are about 2 800 characters).
 const MAX_PAGE_URL: usize = 8192;
 
-/// Checks what an invoice asks the display to show: an EMVCo payload, or for an `ATM` attempt
-/// the https page where the customer finishes the payment. The failure names the problem.
-fn check_qr_text(method: &str, qr_text: &str) -> Result<(), Failure> {
+/// Checks what an invoice asks the display to show: an EMVCo payload that asks for exactly
+/// the attempt's `amount` in its `currency` (and that currency's country), or for an `ATM`
+/// attempt the https page where the customer finishes the payment. The failure names the
+/// problem: `INVALID_QR` for a code that is not EMVCo, `QR_MISMATCH` for one that asks for
+/// another payment (what the customer sees must be what is charged).
+fn check_qr_text(
+    method: &str,
+    qr_text: &str,
+    amount: Decimal,
+    currency: Currency,
+) -> Result<(), Failure> {
     if method != METHOD_ATM {
-        return crate::emv::validate(qr_text)
-            .map(|_| ())
-            .map_err(|error| Failure {
-                code: "INVALID_QR".to_owned(),
-                message: format!("the provider's QR text is not valid EMVCo: {error}"),
-            });
+        let payload = crate::emv::validate(qr_text).map_err(|error| Failure {
+            code: "INVALID_QR".to_owned(),
+            message: format!("the provider's QR text is not valid EMVCo: {error}"),
+        })?;
+        return crate::emv::check_payment(
+            &payload,
+            amount,
+            currency.numeric_code(),
+            currency.country_code(),
+        )
+        .map_err(|mismatch| Failure {
+            code: "QR_MISMATCH".to_owned(),
+            message: format!("the provider's QR does not match the payment: {mismatch}"),
+        });
     }
     let fits = qr_text
         .strip_prefix("https://")
@@ -783,14 +825,51 @@ mod tests {
         assert!(!ok("qpay", METHOD_CASH, false));
     }
 
+    /// The QPay sample of the provider notes: 100 MNT, dynamic.
+    const QPAY_QR: &str = "0002010102121531279404962794049600000000KKTQPAY52046010530349654031005802MN5913TEST_MERCHANT6011Ulaanbaatar6244010712345670504test0721G7ZEWdbzkppBhJ1nouBhZ6304879D";
+
+    fn dec(text: &str) -> Decimal {
+        Decimal::from_str_exact(text).expect("literal")
+    }
+
+    /// `check_qr_text` for an attempt of 100 MNT, its failure code only.
+    fn qr_code_of(method: &str, qr_text: &str) -> Result<(), String> {
+        check_qr_text(method, qr_text, dec("100"), Currency::Mnt).map_err(|f| f.code)
+    }
+
+    #[test]
+    fn a_qr_for_another_payment_is_a_mismatch_never_shown() {
+        assert_eq!(qr_code_of(METHOD_QR, QPAY_QR), Ok(()));
+        let cases = [
+            (
+                dec("100.01"),
+                Currency::Mnt,
+                "asks for 100 (tag 54), the payment is 100.01",
+            ),
+            (
+                dec("1000"),
+                Currency::Mnt,
+                "asks for 100 (tag 54), the payment is 1000",
+            ),
+            (
+                dec("100"),
+                Currency::Vnd,
+                "currency (tag 53) is \"496\", the payment's is 704",
+            ),
+        ];
+        for (amount, currency, says) in cases {
+            let failure =
+                check_qr_text(METHOD_QR, QPAY_QR, amount, currency).expect_err("a mismatch");
+            assert_eq!(failure.code, "QR_MISMATCH");
+            assert!(failure.message.contains(says), "{}", failure.message);
+        }
+    }
+
     #[test]
     fn an_atm_attempt_shows_an_https_page_and_others_emvco() {
         let page = "https://ibanking.appotapay.com/confirm-otp?tran=abc&sign=01";
-        assert_eq!(check_qr_text(METHOD_ATM, page), Ok(()));
-        assert_eq!(
-            check_qr_text(METHOD_QR, page).map_err(|f| f.code),
-            Err("INVALID_QR".to_owned())
-        );
+        assert_eq!(qr_code_of(METHOD_ATM, page), Ok(()));
+        assert_eq!(qr_code_of(METHOD_QR, page), Err("INVALID_QR".to_owned()));
         for bad in [
             "",
             "http://ibanking.appotapay.com/x",
@@ -800,12 +879,12 @@ mod tests {
             "https://a\u{7}b",
         ] {
             assert_eq!(
-                check_qr_text(METHOD_ATM, bad).map_err(|f| f.code),
+                qr_code_of(METHOD_ATM, bad),
                 Err("INVALID_VERIFICATION_URL".to_owned()),
                 "{bad:?}"
             );
         }
         let long = format!("https://a.test/{}", "x".repeat(MAX_PAGE_URL));
-        assert!(check_qr_text(METHOD_ATM, &long).is_err());
+        assert!(qr_code_of(METHOD_ATM, &long).is_err());
     }
 }

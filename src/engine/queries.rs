@@ -1,8 +1,8 @@
 //! The till's look-ups: one transaction with its attempts and payments, lists and counts.
 
 use super::{Engine, EngineError, ListRequest, TransactionView};
-use crate::domain::model::MAX_ID_LEN;
-use crate::domain::{Timestamp, Transaction, TransactionFilter, TransactionStatus, check_text};
+use crate::domain::model::{MAX_ID_LEN, check_id, quote_for_error};
+use crate::domain::{Timestamp, Transaction, TransactionFilter, TransactionStatus};
 
 impl Engine {
     /// A transaction by id or number, with its attempts and recorded payments.
@@ -10,7 +10,7 @@ impl Engine {
         &self,
         id_or_number: &str,
     ) -> Result<TransactionView, EngineError> {
-        check_text("id", id_or_number, MAX_ID_LEN)?;
+        check_id("id", id_or_number, MAX_ID_LEN)?;
         let key = id_or_number.to_owned();
         self.read(move |tx| {
             let transaction = match tx.transaction(&key)? {
@@ -63,7 +63,10 @@ fn validate_filter(request: ListRequest) -> Result<TransactionFilter, EngineErro
         value
             .map(|v| {
                 Timestamp::parse_rfc3339(&v).ok_or_else(|| {
-                    EngineError::invalid(field, format!("{v:?} is not an RFC 3339 time"))
+                    EngineError::invalid(
+                        field,
+                        format!("{} is not an RFC 3339 time", quote_for_error(&v)),
+                    )
                 })
             })
             .transpose()
@@ -73,7 +76,7 @@ fn validate_filter(request: ListRequest) -> Result<TransactionFilter, EngineErro
         ("source_id", &request.source_id),
     ] {
         if let Some(value) = value {
-            check_text(field, value, MAX_ID_LEN)?;
+            check_id(field, value, MAX_ID_LEN)?;
         }
     }
     let limit = request.limit.unwrap_or(TransactionFilter::DEFAULT_LIMIT);

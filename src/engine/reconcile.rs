@@ -79,7 +79,10 @@ impl Engine {
         let date = time::Date::parse(&request.date, &format).map_err(|_| {
             EngineError::invalid(
                 "date",
-                format!("{:?} is not a YYYY-MM-DD date", request.date),
+                format!(
+                    "{} is not a YYYY-MM-DD date",
+                    crate::domain::model::quote_for_error(&request.date)
+                ),
             )
         })?;
         let provider = self.provider(&request.provider)?;

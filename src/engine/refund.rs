@@ -8,7 +8,7 @@ use super::checkout::{load_pair_in, new_attempt};
 use super::error::amount_error;
 use super::money::add;
 use super::{Changes, Engine, EngineError, RefundReply, RefundRequest, SYSTEM_PROVIDER};
-use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN};
+use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN, check_id};
 use crate::domain::{
     Attempt, AttemptStatus, AttemptType, Failure, OutboxKind, Timestamp, check_text, format_amount,
     format_for_display, parse_amount,
@@ -23,12 +23,12 @@ impl Engine {
     /// unknown (the provider unreachable) is answered `204_SENT` and finished by its supervisor,
     /// which repeats it with the same key; its `AttemptChanged` follows.
     pub async fn refund(&self, request: RefundRequest) -> Result<RefundReply, EngineError> {
-        check_text("attempt_id", &request.attempt_id, MAX_ID_LEN)?;
+        check_id("attempt_id", &request.attempt_id, MAX_ID_LEN)?;
         if let Some(reason) = &request.reason {
             check_text("reason", reason, MAX_NOTE_LEN)?;
         }
         if let Some(request_id) = &request.request_id {
-            check_text("request_id", request_id, MAX_ID_LEN)?;
+            check_id("request_id", request_id, MAX_ID_LEN)?;
         }
         let amount =
             crate::domain::parse_decimal(&request.amount).map_err(|e| amount_error("amount", e))?;

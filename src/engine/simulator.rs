@@ -2,8 +2,8 @@
 
 use super::error::amount_error;
 use super::{Engine, EngineError};
-use crate::domain::model::MAX_ID_LEN;
-use crate::domain::{Attempt, Transaction, check_text, parse_amount};
+use crate::domain::model::{MAX_ID_LEN, check_id};
+use crate::domain::{Attempt, Transaction, parse_amount};
 
 impl Engine {
     /// Simulator: the customer pays `amount` (the rest when `None`) of the attempt's invoice.
@@ -54,7 +54,7 @@ impl Engine {
         &self,
         attempt_id: &str,
     ) -> Result<(Transaction, Attempt), EngineError> {
-        check_text("attempt_id", attempt_id, MAX_ID_LEN)?;
+        check_id("attempt_id", attempt_id, MAX_ID_LEN)?;
         let (transaction, attempt) = self.load_pair(attempt_id).await?;
         if attempt.provider != crate::providers::Simulator::NAME || attempt.invoice_id.is_none() {
             return Err(EngineError::InvalidArgument(format!(

@@ -2,13 +2,13 @@
 //! one of its invoices changed.
 
 use super::{Engine, EngineError, SYSTEM_PROVIDER, VerifyReply};
-use crate::domain::model::MAX_ID_LEN;
-use crate::domain::{AttemptType, check_text};
+use crate::domain::AttemptType;
+use crate::domain::model::{MAX_ID_LEN, check_id};
 
 impl Engine {
     /// Asks the provider about an attempt now and applies the answer.
     pub async fn verify(&self, attempt_id: &str) -> Result<VerifyReply, EngineError> {
-        check_text("attempt_id", attempt_id, MAX_ID_LEN)?;
+        check_id("attempt_id", attempt_id, MAX_ID_LEN)?;
         let handle = self.handle(attempt_id);
         let guard = handle.lock.lock().await;
         let result = async {

@@ -59,6 +59,15 @@ pub enum SimulatorError {
         amount: Decimal,
         remaining: Decimal,
     },
+    #[error(
+        "invoice {invoice_id} takes only the whole {remaining} left to pay, not {amount}: its \
+         checkout did not allow partial payments"
+    )]
+    PartialNotAllowed {
+        invoice_id: String,
+        amount: Decimal,
+        remaining: Decimal,
+    },
     #[error("the amount must be greater than zero")]
     NotPositive,
     #[error("cannot save the simulator's ledger {path}: {detail}")]
@@ -87,6 +96,10 @@ struct SimInvoice {
     currency: String,
     qr_text: String,
     auto_pay_at: Option<Timestamp>,
+    /// Whether the invoice takes less than what is left, as the checkout asked
+    /// (`CreateRequest::allow_partial`). Ledgers written before it was kept load as `false`.
+    #[serde(default)]
+    allow_partial: bool,
     state: SimState,
     payments: Vec<SimPayment>,
     /// Refunds by idempotency key.
@@ -215,6 +228,15 @@ impl Simulator {
             }
             if amount > remaining {
                 return Err(SimulatorError::Overpayment {
+                    invoice_id: invoice_id.to_owned(),
+                    amount,
+                    remaining,
+                });
+            }
+            // As a provider would: an invoice made without partial payments takes the whole
+            // rest or nothing.
+            if amount < remaining && !invoice.allow_partial {
+                return Err(SimulatorError::PartialNotAllowed {
                     invoice_id: invoice_id.to_owned(),
                     amount,
                     remaining,
@@ -388,6 +410,7 @@ impl Provider for Simulator {
                     .settings
                     .auto_pay_after
                     .map(|after| now.plus_millis(after.as_millis() as u64)),
+                allow_partial: request.allow_partial,
                 state: SimState::Open,
                 payments: Vec::new(),
                 refunds: BTreeMap::new(),
@@ -573,6 +596,60 @@ mod tests {
                 remaining: Decimal::ZERO
             })
         );
+    }
+
+    /// Issue 9, item 5: the simulator accepted a partial payment on a checkout without
+    /// `allow_partial`.
+    #[tokio::test]
+    async fn a_partial_payment_is_refused_unless_the_checkout_allowed_it() {
+        let sim = Simulator::new(SimulatorSettings::default(), None).expect("sim");
+        let whole_only = CreateRequest {
+            allow_partial: false,
+            ..request("k1", "100")
+        };
+        let invoice = sim.create(&whole_only).await.expect("create");
+        assert_eq!(
+            sim.pay(&invoice.invoice_id, Some(Decimal::from(40))),
+            Err(SimulatorError::PartialNotAllowed {
+                invoice_id: invoice.invoice_id.clone(),
+                amount: Decimal::from(40),
+                remaining: Decimal::from(100),
+            })
+        );
+        let check = sim.check(&invoice.invoice_id).await.expect("check");
+        assert!(
+            check.payments.is_empty(),
+            "the refused payment left nothing"
+        );
+        // The whole amount, given or as the rest, is a payment.
+        sim.pay(&invoice.invoice_id, Some(Decimal::from(100)))
+            .expect("pay the whole");
+        let check = sim.check(&invoice.invoice_id).await.expect("check");
+        assert_eq!(check.state, InvoiceState::Paid);
+        let other = sim
+            .create(&CreateRequest {
+                allow_partial: false,
+                ..request("k2", "100")
+            })
+            .await
+            .expect("create");
+        sim.pay(&other.invoice_id, None).expect("pay the rest");
+    }
+
+    #[test]
+    fn a_ledger_from_before_allow_partial_loads_with_partial_payments_refused() {
+        let old = r#"{"next_invoice":1,"invoices":{"SIM00000001":{"invoice_id":"SIM00000001",
+            "key":"k1","amount":"100","currency":"MNT","qr_text":"x","auto_pay_at":null,
+            "state":"Open","payments":[],"refunds":{}}}}"#;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(Simulator::LEDGER_FILE);
+        std::fs::write(&path, old).expect("write the old ledger");
+        let sim = Simulator::new(SimulatorSettings::default(), Some(&path)).expect("loads");
+        assert!(matches!(
+            sim.pay("SIM00000001", Some(Decimal::ONE)),
+            Err(SimulatorError::PartialNotAllowed { .. })
+        ));
+        sim.pay("SIM00000001", None).expect("the whole is taken");
     }
 
     #[tokio::test]

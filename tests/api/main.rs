@@ -4,6 +4,8 @@
 //! - `payments`: checkout, signals, settlement, idempotency, expiry.
 //! - `cancel_refund_cash`: both cancels, refund rules, cash change.
 //! - `bad_input`: every bad input answered with its named error while the daemon serves on.
+//! - `limits`: what is charged stays what is meant: the currency ceiling, partial payments only when
+//!   allowed, a QR that says what is charged.
 //! - `crash`: `kill -9` of a real daemon process with a live attempt, then a restart.
 //! - `introspection`: the shipped interface XML matches what the daemon serves.
 //! - `mock_qpay`: a mock QPay v2 API on 127.0.0.1 with a control handle.
@@ -27,6 +29,7 @@ mod captured;
 mod crash;
 mod harness;
 mod introspection;
+mod limits;
 mod logging;
 /// The mock AppotaPay, shared with the provider-level tests in `tests/appotapay.rs` (it allows
 /// the dead code of the parts each binary leaves unused).

@@ -113,6 +113,7 @@ pub struct State {
     pub invoices: Vec<MockInvoice>,
     failures: VecDeque<(Route, Failure)>,
     corrupt_next_qr: bool,
+    next_qr_amount: Option<Decimal>,
     pay_on_cancel: HashMap<String, Decimal>,
     void_settled: bool,
     duplicate_names_invoice: bool,
@@ -311,6 +312,12 @@ impl MockQpay {
     /// The next invoice's `qr_text` has a broken CRC.
     pub fn corrupt_next_qr(&self) {
         self.state().corrupt_next_qr = true;
+    }
+
+    /// The next invoice's `qr_text` is a valid code that asks for `amount`, not the invoice's.
+    pub fn next_qr_asks_for(&self, amount: &str) {
+        let amount = Decimal::from_str_exact(amount).expect("a decimal amount");
+        self.state().next_qr_amount = Some(amount);
     }
 
     /// A duplicate `sender_invoice_no` answer names the existing invoice in `details`.
@@ -647,7 +654,8 @@ fn create_invoice(state: &mut State, body: &[u8]) -> Response {
     }
     let n = state.next_id();
     let invoice_id = format!("00f94137-66fd-4d90-b2b2-{n:012}");
-    let mut qr_text = qr_for(&invoice_id, amount, &text("sender_terminal_code"));
+    let qr_amount = state.next_qr_amount.take().unwrap_or(amount);
+    let mut qr_text = qr_for(&invoice_id, qr_amount, &text("sender_terminal_code"));
     if std::mem::take(&mut state.corrupt_next_qr) {
         let last = if qr_text.ends_with('0') { '1' } else { '0' };
         qr_text.pop();
