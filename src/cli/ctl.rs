@@ -140,6 +140,10 @@ pub struct ListArgs {
     /// RFC 3339 time.
     #[arg(long)]
     pub until: Option<String>,
+    /// Only transactions that received more money than they needed (late payments on a
+    /// settled or cancelled sale), for the merchant to refund or reconcile.
+    #[arg(long)]
+    pub overpaid: bool,
     #[arg(long)]
     pub limit: Option<u32>,
     #[arg(long)]
@@ -171,6 +175,10 @@ pub struct RefundArgs {
     pub amount: String,
     #[arg(long)]
     pub reason: Option<String>,
+    /// Your own key for this refund: repeating the command with the same key answers the same
+    /// refund instead of refunding again (safe after a timeout or a ProviderUnavailable).
+    #[arg(long)]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -372,6 +380,9 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
             put(&mut filter, "source_id", list.source_id);
             put(&mut filter, "since", list.since);
             put(&mut filter, "until", list.until);
+            if list.overpaid {
+                filter.insert("overpaid".to_owned(), Arg::Bool(true));
+            }
             put(&mut filter, "limit", list.limit);
             put(&mut filter, "offset", list.offset);
             let reply = client.list_transactions(&filter).await?;
@@ -379,16 +390,21 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
                 println!("{reply}");
             } else {
                 for t in reply.as_array().into_iter().flatten() {
+                    let field = |key: &str| t[key].as_str().unwrap_or("");
+                    let overpaid = match field("overpaid") {
+                        "" | "0.0000" => String::new(),
+                        amount => format!("  overpaid {amount} refunded {}", field("refunded")),
+                    };
                     println!(
-                        "{}  {}  {:>16} {}  paid {:>16}  {} {}  {}",
-                        t["transaction_number"].as_str().unwrap_or(""),
-                        t["transaction_status"].as_str().unwrap_or(""),
-                        t["total"].as_str().unwrap_or(""),
-                        t["currency"].as_str().unwrap_or(""),
-                        t["paid"].as_str().unwrap_or(""),
-                        t["source_type"].as_str().unwrap_or(""),
-                        t["source_id"].as_str().unwrap_or(""),
-                        t["created_at"].as_str().unwrap_or(""),
+                        "{}  {}  {:>16} {}  paid {:>16}  {} {}  {}{overpaid}",
+                        field("transaction_number"),
+                        field("transaction_status"),
+                        field("total"),
+                        field("currency"),
+                        field("paid"),
+                        field("source_type"),
+                        field("source_id"),
+                        field("created_at"),
                     );
                 }
             }
@@ -403,6 +419,7 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
             put(&mut request, "attempt_id", Some(refund.attempt));
             put(&mut request, "amount", Some(refund.amount));
             put(&mut request, "reason", refund.reason);
+            put(&mut request, "request_id", refund.request_id);
             print_reply(&client.refund(&request).await?, json);
         }
         CtlCommand::Cash(cash) => {

@@ -46,7 +46,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const SLOW_CHECK_FIRST: Duration = Duration::from_secs(30);
 const SLOW_CHECK_MAX: Duration = Duration::from_secs(15 * 60);
 /// How often a supervisor that panicked is started again before the daemon gives up on itself.
-const SUPERVISOR_RESTARTS: u32 = 3;
+pub(super) const SUPERVISOR_RESTARTS: u32 = 3;
 
 /// What the supervisor should do next for an attempt.
 pub(super) enum Step {

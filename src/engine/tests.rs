@@ -261,3 +261,89 @@ async fn a_finished_payment_leaves_no_handle_in_memory() {
     .await
     .expect("every handle is released");
 }
+
+/// The simulator, except that checking an invoice is a bug that panics.
+struct PanicsOnCheck(Simulator);
+
+#[async_trait::async_trait]
+impl Provider for PanicsOnCheck {
+    fn name(&self) -> &str {
+        "panicky"
+    }
+
+    fn display_name(&self) -> &str {
+        "Panicky"
+    }
+
+    fn currencies(&self) -> &[Currency] {
+        self.0.currencies()
+    }
+
+    fn poll_interval(&self) -> Duration {
+        Duration::from_millis(50)
+    }
+
+    async fn create(
+        &self,
+        request: &crate::providers::CreateRequest,
+    ) -> Result<crate::providers::Invoice, crate::providers::ProviderError> {
+        self.0.create(request).await
+    }
+
+    async fn lookup(
+        &self,
+        request: &crate::providers::CreateRequest,
+    ) -> Result<Option<crate::providers::Invoice>, crate::providers::ProviderError> {
+        self.0.lookup(request).await
+    }
+
+    async fn check(
+        &self,
+        _invoice_id: &str,
+    ) -> Result<CheckResult, crate::providers::ProviderError> {
+        panic!("a bug in a provider's check");
+    }
+
+    async fn cancel(
+        &self,
+        invoice_id: &str,
+    ) -> Result<crate::providers::CancelOutcome, crate::providers::ProviderError> {
+        self.0.cancel(invoice_id).await
+    }
+
+    async fn refund(
+        &self,
+        request: &crate::providers::RefundRequest,
+    ) -> Result<crate::providers::RefundOutcome, crate::providers::ProviderError> {
+        self.0.refund(request).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_that_keeps_panicking_makes_the_daemon_unhealthy_for_the_watchdog() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join(Store::FILE_NAME)).expect("store");
+    let simulator = Simulator::new(SimulatorSettings::default(), None).expect("simulator");
+    let providers = Providers::default().with(Arc::new(PanicsOnCheck(simulator)));
+    let settings =
+        EngineSettings::new("TEST-01", Currency::Mnt, "panicky", Duration::from_secs(60));
+    let engine = Engine::new(store, providers, settings, None);
+    let reply = engine
+        .checkout(order("panic-1", "1000"))
+        .await
+        .expect("checkout");
+    assert_eq!(reply.attempt.status, AttemptStatus::Sent);
+    // Restarted a few times (a second apart), then the watchdog is no longer fed.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while engine.alive(Duration::from_secs(5)).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the engine reports itself unhealthy");
+    let panics = lock(&engine.inner.health)
+        .panics
+        .get(&reply.attempt.id)
+        .copied();
+    assert_eq!(panics, Some(super::supervisor::SUPERVISOR_RESTARTS + 1));
+}

@@ -674,3 +674,26 @@ async fn a_vietqr_transfer_the_cashier_sees_after_expiry_is_confirmed_as_late_mo
     assert_eq!(s(&late, "transaction_status"), "304_SETTLED");
     assert_eq!(s(&late, "paid"), "20000.0000");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_asking_to_wait_never_keeps_a_dead_qr_on_screen_past_its_expiry() {
+    let h = QpayHarness::start().await;
+    let mut signals = h.client.watch().await.expect("watch");
+    // Every check is answered "slow down, come back in ten minutes".
+    h.mock
+        .fail_next(Route::Check, 1000, Failure::Status429("600".to_owned()));
+    let reply = h
+        .client
+        .checkout(&with(
+            order("ms-429", "1000"),
+            "expires_in_ms",
+            Arg::U64(1500),
+        ))
+        .await
+        .expect("checkout");
+    let expired = wait_attempt(&mut signals, s(&reply, "attempt_id"), "501_EXPIRED").await;
+    assert!(
+        expired.args["details"].get("qr_text").is_none(),
+        "the QR leaves with the expiry"
+    );
+}
