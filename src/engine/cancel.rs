@@ -178,7 +178,7 @@ impl Engine {
     ) -> Result<Attempt, EngineError> {
         let id = attempt_id.to_owned();
         let note = reason.clone();
-        let now = self.now();
+        let stamp = self.stamp();
         let cancel = self
             .write(move |tx, changes| {
                 let (transaction, attempt) = load_pair_in(tx, &id)?;
@@ -199,7 +199,7 @@ impl Engine {
                     &attempt.method,
                     attempt.amount,
                     Some(attempt.id.clone()),
-                    now,
+                    &stamp,
                 )?;
                 cancel.note = note;
                 tx.insert_attempt(&cancel)?;

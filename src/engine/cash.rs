@@ -9,12 +9,12 @@ use super::error::amount_error;
 use super::money::{record_money, refund_overpayment};
 use super::{
     Changes, ConfirmReply, ConfirmRequest, Engine, EngineError, METHOD_CASH, SYSTEM_PROVIDER,
-    Target,
+    Stamp, Target,
 };
 use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN, check_id};
 use crate::domain::{
-    Attempt, AttemptStatus, AttemptType, PaymentResult, Timestamp, Transaction, TransactionStatus,
-    check_text, parse_amount,
+    Attempt, AttemptStatus, AttemptType, PaymentResult, Transaction, TransactionStatus, check_text,
+    parse_amount,
 };
 use crate::providers::Provider;
 use crate::store::Tx;
@@ -71,7 +71,7 @@ impl Engine {
             Some(handle) => Some(handle.lock.lock().await),
             None => None,
         };
-        let now = self.now();
+        let stamp = self.stamp();
         self.write(move |tx, changes| {
             confirm_in(
                 tx,
@@ -79,7 +79,7 @@ impl Engine {
                 request,
                 cashier_confirms,
                 refunder.as_deref(),
-                now,
+                &stamp,
             )
         })
         .await
@@ -93,8 +93,9 @@ fn confirm_in(
     request: ConfirmRequest,
     cashier_confirms: bool,
     refunder: Option<&dyn Provider>,
-    now: Timestamp,
+    stamp: &Stamp,
 ) -> Result<ConfirmReply, EngineError> {
+    let now = stamp.now;
     let (mut transaction, attempt) = match &request.target {
         Target::Attempt(id) => {
             let (transaction, attempt) = load_pair_in(tx, id)?;
@@ -158,7 +159,7 @@ fn confirm_in(
                         METHOD_CASH,
                         transaction.remaining(),
                         None,
-                        now,
+                        stamp,
                     )?;
                     tx.insert_attempt(&attempt)?;
                     attempt
@@ -194,7 +195,7 @@ fn confirm_in(
     let excess = record_money(tx, changes, &mut transaction, &mut attempt, taken, now)?;
     tx.update_attempt(&attempt)?;
     changes.attempt(&attempt, &transaction);
-    refund_overpayment(tx, changes, &transaction, &attempt, excess, refunder, now)?;
+    refund_overpayment(tx, changes, &transaction, &attempt, excess, refunder, stamp)?;
     tracing::info!(
         attempt_id = %attempt.id,
         transaction_id = %transaction.id,

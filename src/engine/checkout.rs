@@ -18,7 +18,7 @@ use tracing::Instrument;
 use super::error::amount_error;
 use super::{
     Changes, CheckoutReply, CheckoutRequest, Engine, EngineError, METHOD_ATM, METHOD_CASH,
-    METHOD_QR, PaymentInstrument, SYSTEM_PROVIDER,
+    METHOD_QR, PaymentInstrument, SYSTEM_PROVIDER, Stamp,
 };
 use crate::domain::model::{MAX_DESCRIPTION_LEN, MAX_ID_LEN, MAX_ITEMS, check_id};
 use crate::domain::{
@@ -90,10 +90,10 @@ impl Engine {
             }
             let valid = valid.clone();
             let terminal_id = terminal_id.clone();
-            let now = self.now();
+            let stamp = self.stamp();
             let decision = self
                 .write(move |tx, changes| {
-                    decide_checkout(tx, changes, &valid, &terminal_id, closed_stale, now)
+                    decide_checkout(tx, changes, &valid, &terminal_id, closed_stale, &stamp)
                 })
                 .await?;
             match decision {
@@ -626,8 +626,9 @@ fn decide_checkout(
     valid: &ValidCheckout,
     terminal_id: &str,
     closed_stale: bool,
-    now: Timestamp,
+    stamp: &Stamp,
 ) -> Result<Decision, EngineError> {
+    let now = stamp.now;
     let existing = tx.transaction_by_source(&valid.source.kind, &valid.source.id)?;
     let created = existing.is_none();
     let transaction = match existing {
@@ -710,7 +711,7 @@ fn decide_checkout(
         None => {
             let number = tx.next_counter("transaction")?;
             let transaction = Transaction {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: stamp.new_id().to_string(),
                 number: format!("TXN{number:06}"),
                 terminal_id: terminal_id.to_owned(),
                 source: valid.source.clone(),
@@ -737,7 +738,7 @@ fn decide_checkout(
         &valid.method,
         transaction.remaining(),
         None,
-        now,
+        stamp,
     )?;
     let attempt = Attempt {
         allow_partial: valid.allow_partial,
@@ -771,10 +772,11 @@ pub(super) fn new_attempt(
     method: &str,
     amount: Decimal,
     parent_id: Option<String>,
-    now: Timestamp,
+    stamp: &Stamp,
 ) -> Result<Attempt, EngineError> {
     let code = tx.next_counter("attempt")?;
-    let id = uuid::Uuid::new_v4();
+    let id = stamp.new_id();
+    let now = stamp.now;
     Ok(Attempt {
         id: id.to_string(),
         code: format!("ATT{code:06}"),

@@ -116,6 +116,36 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
 }
 
+/// Where the engine gets the ids of new transactions and attempts (and so their idempotency
+/// keys): a seam, so that a simulation replays the same ids from its seed.
+pub trait IdSource: Send + Sync {
+    /// A new, unique id.
+    fn new_id(&self) -> uuid::Uuid;
+}
+
+/// Random (version 4) UUIDs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn new_id(&self) -> uuid::Uuid {
+        uuid::Uuid::new_v4()
+    }
+}
+
+/// The time and the id source one write works with, taken before it starts.
+#[derive(Clone)]
+pub(crate) struct Stamp {
+    pub(crate) now: Timestamp,
+    ids: Arc<dyn IdSource>,
+}
+
+impl Stamp {
+    pub(crate) fn new_id(&self) -> uuid::Uuid {
+        self.ids.new_id()
+    }
+}
+
 /// The system's clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
@@ -123,6 +153,49 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
+    }
+}
+
+/// Builds an [`Engine`], choosing its seams: the wall clock, the id source, whether store work
+/// runs on blocking threads (the daemon) or inline (a one-threaded simulation), the display.
+pub struct EngineBuilder {
+    store: Store,
+    providers: Providers,
+    settings: EngineSettings,
+    screen: Option<ScreenSettings>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    inline_store: bool,
+}
+
+impl EngineBuilder {
+    /// The customer display, if any.
+    pub fn screen(mut self, screen: Option<ScreenSettings>) -> Self {
+        self.screen = screen;
+        self
+    }
+
+    /// The wall clock (the system's by default).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The id source (random by default).
+    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// Runs store work on the calling task rather than a blocking thread: for a simulation
+    /// that drives the engine on one thread, never for the daemon.
+    pub fn inline_store(mut self, inline: bool) -> Self {
+        self.inline_store = inline;
+        self
+    }
+
+    pub fn build(self) -> Engine {
+        Engine::from_builder(self)
     }
 }
 
@@ -341,6 +414,10 @@ struct Inner {
     providers: Providers,
     settings: EngineSettings,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    /// Run store work on the calling task instead of a blocking thread (a simulation on one
+    /// thread, where every step must happen in a determined order).
+    inline_store: bool,
     publisher: Arc<Publisher>,
     handles: HandleTable,
     supervised: Mutex<HashSet<String>>,
@@ -379,6 +456,35 @@ impl Engine {
         screen: Option<ScreenSettings>,
         clock: Arc<dyn Clock>,
     ) -> Engine {
+        Engine::builder(store, providers, settings)
+            .screen(screen)
+            .clock(clock)
+            .build()
+    }
+
+    /// An engine with every seam chosen: see [`EngineBuilder`].
+    pub fn builder(store: Store, providers: Providers, settings: EngineSettings) -> EngineBuilder {
+        EngineBuilder {
+            store,
+            providers,
+            settings,
+            screen: None,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+            inline_store: false,
+        }
+    }
+
+    fn from_builder(builder: EngineBuilder) -> Engine {
+        let EngineBuilder {
+            store,
+            providers,
+            settings,
+            screen,
+            clock,
+            ids,
+            inline_store,
+        } = builder;
         let (events, _) = broadcast::channel(4096);
         Engine {
             inner: Arc::new(Inner {
@@ -386,6 +492,8 @@ impl Engine {
                 providers,
                 settings,
                 clock,
+                ids,
+                inline_store,
                 publisher: Arc::new(Publisher {
                     events,
                     seq: AtomicU64::new(0),
@@ -408,6 +516,14 @@ impl Engine {
     /// The current wall-clock time, from the engine's clock.
     pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
+    }
+
+    /// The time and ids a write is to use.
+    pub(crate) fn stamp(&self) -> Stamp {
+        Stamp {
+            now: self.now(),
+            ids: self.inner.ids.clone(),
+        }
     }
 
     /// The names of the enabled providers (plus `system`, always there for cash).
@@ -506,26 +622,26 @@ impl Engine {
     {
         let store = self.inner.store.clone();
         let publisher = self.inner.publisher.clone();
-        let (value, shown, supervise) = crate::logging::spawn_blocking(move || {
-            store.write_then(
-                |tx| {
-                    let mut changes = Changes::default();
-                    let value = f(tx, &mut changes)?;
-                    let counts = if changes.is_empty() {
-                        None
-                    } else {
-                        Some(Counts::read(tx)?)
-                    };
-                    Ok::<_, EngineError>((value, changes, counts))
-                },
-                |(value, changes, counts)| {
-                    let shown = publisher.publish(&changes, counts);
-                    (value, shown, changes.supervise)
-                },
-            )
-        })
-        .await
-        .map_err(|e| EngineError::Internal(format!("a database task failed: {e}")))??;
+        let (value, shown, supervise) = self
+            .on_store(move || {
+                store.write_then(
+                    |tx| {
+                        let mut changes = Changes::default();
+                        let value = f(tx, &mut changes)?;
+                        let counts = if changes.is_empty() {
+                            None
+                        } else {
+                            Some(Counts::read(tx)?)
+                        };
+                        Ok::<_, EngineError>((value, changes, counts))
+                    },
+                    |(value, changes, counts)| {
+                        let shown = publisher.publish(&changes, counts);
+                        (value, shown, changes.supervise)
+                    },
+                )
+            })
+            .await?;
         if let Some(screen) = &self.inner.screen {
             for shown in shown {
                 screen
@@ -551,7 +667,19 @@ impl Engine {
         F: FnOnce(&Tx<'_>) -> Result<T, EngineError> + Send + 'static,
     {
         let store = self.inner.store.clone();
-        crate::logging::spawn_blocking(move || store.read(f))
+        self.on_store(move || store.read(f)).await
+    }
+
+    /// Runs store work on a blocking thread (or, in a simulation, right here).
+    async fn on_store<T, F>(&self, f: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, EngineError> + Send + 'static,
+    {
+        if self.inner.inline_store {
+            return f();
+        }
+        crate::logging::spawn_blocking(f)
             .await
             .map_err(|e| EngineError::Internal(format!("a database task failed: {e}")))?
     }

@@ -9,7 +9,7 @@
 use rust_decimal::Decimal;
 
 use super::checkout::new_attempt;
-use super::{Changes, EngineError};
+use super::{Changes, EngineError, Stamp};
 use crate::domain::{
     Attempt, AttemptStatus, AttemptType, Currency, OutboxKind, Timestamp, Transaction,
     TransactionStatus, format_amount, format_for_display, status_for_money,
@@ -128,7 +128,7 @@ pub(super) fn refund_overpayment(
     attempt: &Attempt,
     excess: Decimal,
     provider: Option<&dyn Provider>,
-    now: Timestamp,
+    stamp: &Stamp,
 ) -> Result<Option<Attempt>, EngineError> {
     if excess <= Decimal::ZERO || attempt.status != AttemptStatus::Success {
         return Ok(None);
@@ -181,7 +181,7 @@ pub(super) fn refund_overpayment(
         &attempt.method,
         amount,
         Some(attempt.id.clone()),
-        now,
+        stamp,
     )?;
     refund.note = Some(OVERPAYMENT_REFUND_NOTE.to_owned());
     tx.insert_attempt(&refund)?;

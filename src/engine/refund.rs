@@ -7,7 +7,7 @@ use tracing::Instrument;
 use super::checkout::{load_pair_in, new_attempt};
 use super::error::amount_error;
 use super::money::add;
-use super::{Changes, Engine, EngineError, RefundReply, RefundRequest, SYSTEM_PROVIDER};
+use super::{Changes, Engine, EngineError, RefundReply, RefundRequest, SYSTEM_PROVIDER, Stamp};
 use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN, check_id};
 use crate::domain::{
     Attempt, AttemptStatus, AttemptType, Failure, OutboxKind, Timestamp, check_text, format_amount,
@@ -66,10 +66,10 @@ impl Engine {
                 .check_refund(amount, &payments)
                 .map_err(EngineError::InvalidArgument)?;
         }
-        let now = self.now();
+        let stamp = self.stamp();
         let recorded = {
             let request = request.clone();
-            self.write(move |tx, changes| record_refund(tx, changes, request, now))
+            self.write(move |tx, changes| record_refund(tx, changes, request, &stamp))
                 .await?
         };
         let refund = match recorded {
@@ -219,7 +219,7 @@ fn record_refund(
     tx: &Tx<'_>,
     changes: &mut Changes,
     request: RefundRequest,
-    now: Timestamp,
+    stamp: &Stamp,
 ) -> Result<Recorded, EngineError> {
     if let Some(request_id) = &request.request_id
         && let Some(existing) = tx.attempt_by_request(request_id)?
@@ -276,7 +276,7 @@ fn record_refund(
         &attempt.method,
         amount,
         Some(attempt.id.clone()),
-        now,
+        stamp,
     )?;
     refund.note = request.reason;
     refund.request_id = request.request_id;

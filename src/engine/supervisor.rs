@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use super::checkout::{create_request, load_pair_in, lookup_created};
 use super::money::{check_provider_amount, record_money, refund_overpayment};
-use super::{Changes, Engine, EngineError, Event, HandleRef, SYSTEM_PROVIDER, lock};
+use super::{Changes, Engine, EngineError, Event, HandleRef, SYSTEM_PROVIDER, Stamp, lock};
 use crate::domain::{
     Attempt, AttemptStatus, AttemptType, Failure, OutboxKind, PaymentResult, Timestamp,
     Transaction, format_amount,
@@ -636,9 +636,9 @@ impl Engine {
     ) -> Result<Attempt, EngineError> {
         let id = attempt.id.clone();
         let refunder = self.refunder(&attempt.provider);
-        let now = self.now();
+        let stamp = self.stamp();
         self.write(move |tx, changes| {
-            apply_check_in(tx, changes, &id, &check, refunder.as_deref(), now)
+            apply_check_in(tx, changes, &id, &check, refunder.as_deref(), &stamp)
         })
         .await
     }
@@ -733,8 +733,9 @@ fn apply_check_in(
     attempt_id: &str,
     check: &CheckResult,
     refunder: Option<&dyn Provider>,
-    now: Timestamp,
+    stamp: &Stamp,
 ) -> Result<Attempt, EngineError> {
+    let now = stamp.now;
     let (mut transaction, mut attempt) = load_pair_in(tx, attempt_id)?;
     let before = attempt.clone();
     for payment in &check.payments {
@@ -815,7 +816,7 @@ fn apply_check_in(
         tx.update_attempt(&attempt)?;
         changes.attempt(&attempt, &transaction);
     }
-    refund_overpayment(tx, changes, &transaction, &attempt, excess, refunder, now)?;
+    refund_overpayment(tx, changes, &transaction, &attempt, excess, refunder, stamp)?;
     Ok(attempt)
 }
 
