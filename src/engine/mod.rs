@@ -566,6 +566,15 @@ impl Engine {
     /// needs no supervisor; an attempt of a provider no longer configured is reported once,
     /// counted (`OrphanedAttempts`) and left alone.
     pub async fn resume(&self) -> Result<usize, EngineError> {
+        // Signals' `seq` must keep growing across restarts, or a till would take a restarted
+        // daemon's news for stale: each run counts from its own epoch, kept in the store.
+        let epoch = self
+            .write(|tx, _| Ok(tx.next_counter("signal_epoch")?))
+            .await?;
+        self.inner
+            .publisher
+            .seq
+            .fetch_max(u64::try_from(epoch).unwrap_or(0) << 32, Ordering::Relaxed);
         let attempts = self.read(|tx| Ok(tx.attempts_to_resume()?)).await?;
         let mut resumed = 0;
         for attempt in attempts {

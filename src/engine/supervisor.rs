@@ -180,9 +180,12 @@ impl Engine {
                 }
             };
             if !wait.is_zero() {
+                // Biased: a pending wake-up is always taken here, rather than left to cut the
+                // next wait short at random (a seeded simulation replays exactly).
                 tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
+                    biased;
                     _ = handle.wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
             }
         }
@@ -249,9 +252,12 @@ impl Engine {
             backoff = backoff.max(not_before.saturating_duration_since(now));
         }
         if attempt.as_ref().is_some_and(|a| a.status.is_open())
-            && let Some(left) = watch.until_deadline(now)
+            && let Some(left) = watch.until_deadline(now).filter(|left| !left.is_zero())
         {
-            // A floor, so that a step failing for another reason at expiry cannot spin.
+            // A live QR is expired on time, whatever the provider does; a floor, so that a
+            // step failing for another reason right at expiry cannot spin. Past the deadline
+            // (an unknown creation still being looked up) the back-off is the usual one: found
+            // by the campaign, a lookup retried every 100 ms while the provider was down.
             backoff = backoff.min(left).max(Duration::from_millis(100));
         }
         backoff

@@ -46,6 +46,21 @@ impl Default for SimulatorSettings {
     }
 }
 
+/// One invoice as the simulated provider holds it ([`Simulator::invoices`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedInvoice {
+    pub invoice_id: String,
+    /// The idempotency key of the attempt that made it.
+    pub key: String,
+    pub amount: Decimal,
+    /// Whether a customer can still pay it.
+    pub payable: bool,
+    /// Every payment: the provider's payment id and amount.
+    pub payments: Vec<(String, Decimal)>,
+    /// Everything refunded from it.
+    pub refunded: Decimal,
+}
+
 /// A command to the simulator that it refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimulatorError {
@@ -265,6 +280,30 @@ impl Simulator {
             invoice.state = SimState::Failed;
             Ok(())
         })
+    }
+
+    /// What the simulated provider holds, invoice by invoice: the truth a simulation checks
+    /// the daemon's records against.
+    pub fn invoices(&self) -> Vec<SimulatedInvoice> {
+        let Ok(ledger) = self.ledger.lock() else {
+            return Vec::new();
+        };
+        ledger
+            .invoices
+            .values()
+            .map(|invoice| SimulatedInvoice {
+                invoice_id: invoice.invoice_id.clone(),
+                key: invoice.key.clone(),
+                amount: invoice.amount,
+                payable: invoice.state == SimState::Open && invoice.paid() < invoice.amount,
+                payments: invoice
+                    .payments
+                    .iter()
+                    .map(|p| (p.id.clone(), p.amount))
+                    .collect(),
+                refunded: invoice.refunded(),
+            })
+            .collect()
     }
 
     /// While offline, every provider call answers `Unavailable`.

@@ -697,3 +697,30 @@ async fn a_provider_asking_to_wait_never_keeps_a_dead_qr_on_screen_past_its_expi
         "the QR leaves with the expiry"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_seq_keeps_growing_across_a_daemon_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bus = PrivateBus::start(dir.path()).expect("private bus");
+    let path = dir.path().join("qrpayd.toml");
+    let text = config_text(&dir.path().join("state"), bus.address(), "");
+    let mut last_seq = 0;
+    for round in 0..2 {
+        let config = Config::parse(&text, &path).expect("config");
+        let daemon = Daemon::start(&config).await.expect("daemon starts");
+        let client = ready_client(&bus).await;
+        let mut signals = client.watch().await.expect("watch");
+        let reply = client
+            .checkout(&order(&format!("ms-seq-{round}"), "1000"))
+            .await
+            .expect("checkout");
+        let signal = wait_attempt(&mut signals, s(&reply, "attempt_id"), "204_SENT").await;
+        let seq = signal.args["details"]["seq"].as_u64().expect("seq");
+        assert!(
+            seq > last_seq,
+            "round {round}: seq {seq} after {last_seq}: a till would discard the news as stale"
+        );
+        last_seq = seq;
+        drop(daemon);
+    }
+}
