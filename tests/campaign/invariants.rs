@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use rust_decimal::Decimal;
 
 use qrpayd::domain::{
-    Attempt, AttemptStatus, AttemptType, PaymentResult, Transaction, TransactionFilter,
+    Attempt, AttemptStatus, AttemptType, PaymentResult, Timestamp, Transaction, TransactionFilter,
     TransactionStatus, status_for_money,
 };
 use qrpayd::providers::simulator::SimulatedInvoice;
@@ -85,8 +85,39 @@ fn sum(amounts: impl Iterator<Item = Decimal>) -> Decimal {
     amounts.fold(Decimal::ZERO, |a, b| a + b)
 }
 
-/// The invariants that hold at every step, faults and all.
-pub fn always(records: &Records, ledger: &[SimulatedInvoice]) -> Result<(), String> {
+/// How long past its deadline a live QR may stay live: the supervisor's step, not a back-off.
+const EXPIRY_GRACE_MS: u64 = 2_000;
+
+/// The invariants that hold at every step, faults and all. `now` is the virtual wall clock,
+/// `open_attempts` what the daemon reports as `OpenAttempts`.
+pub fn always(
+    records: &Records,
+    ledger: &[SimulatedInvoice],
+    now: Timestamp,
+    open_attempts: u32,
+) -> Result<(), String> {
+    let may_take_money = records
+        .attempts
+        .iter()
+        .filter(|a| a.may_take_money())
+        .count();
+    if usize::try_from(open_attempts).ok() != Some(may_take_money) {
+        return Err(format!(
+            "OpenAttempts is {open_attempts} but {may_take_money} attempts may take money"
+        ));
+    }
+    if let Some(late) = records.attempts.iter().find(|a| {
+        a.status == AttemptStatus::Sent
+            && a.kind == AttemptType::Payment
+            && a.expires_at
+                .is_some_and(|at| at.plus_millis(EXPIRY_GRACE_MS) < now)
+    }) {
+        return Err(format!(
+            "{} is still live {} ms after its deadline",
+            late.code,
+            late.expires_at.map_or(0, |at| at.millis_until(now))
+        ));
+    }
     let mut sources = BTreeMap::new();
     for t in &records.transactions {
         if let Some(other) = sources.insert((&t.source.kind, &t.source.id), &t.number) {
@@ -222,8 +253,13 @@ pub fn always(records: &Records, ledger: &[SimulatedInvoice]) -> Result<(), Stri
 
 /// What holds once every fault is healed and time has run past every deadline: nothing open,
 /// nothing lost, nothing pending.
-pub fn settled(records: &Records, ledger: &[SimulatedInvoice]) -> Result<(), String> {
-    always(records, ledger)?;
+pub fn settled(
+    records: &Records,
+    ledger: &[SimulatedInvoice],
+    now: Timestamp,
+    open_attempts: u32,
+) -> Result<(), String> {
+    always(records, ledger, now, open_attempts)?;
     // A cash attempt waits for the cashier as long as it takes; nothing else may be left open.
     if let Some(open) = records.attempts.iter().find(|a| {
         let waits_for_cashier = a.provider == "system" && a.kind == AttemptType::Payment;

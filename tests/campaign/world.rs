@@ -272,14 +272,14 @@ impl World {
             resumed = engine.resume() => resumed,
         };
         resumed.map_err(|e| format!("resume failed: {e}"))?;
-        self.check(&store, &mut events, false)?;
+        self.check(&engine, &store, &mut events, false).await?;
         let Some(total) = total else {
             // Healing: a day and a half passes, in steps, with nothing else happening.
             for _ in 0..36 {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
-                self.check(&store, &mut events, false)?;
+                self.check(&engine, &store, &mut events, false).await?;
             }
-            self.check(&store, &mut events, true)?;
+            self.check(&engine, &store, &mut events, true).await?;
             return Ok(Ended::Done);
         };
         while self.steps < total {
@@ -301,14 +301,15 @@ impl World {
                 _ = crashed.notified() => return Ok(Ended::Crashed),
                 _ = tokio::time::sleep(pause) => {}
             }
-            self.check(&store, &mut events, false)?;
+            self.check(&engine, &store, &mut events, false).await?;
         }
         Ok(Ended::Done)
     }
 
     /// Checks the invariants, and that the signals heard so far came in commit order.
-    fn check(
+    async fn check(
         &mut self,
+        engine: &Engine,
         store: &Store,
         events: &mut broadcast::Receiver<Event>,
         settled: bool,
@@ -335,10 +336,15 @@ impl World {
         }
         let records = Records::read(store)?;
         let ledger = self.provider.simulator().invoices();
+        let open = engine
+            .open_attempts()
+            .await
+            .map_err(|e| format!("OpenAttempts cannot be read: {e}"))?;
+        let now = self.clock.now();
         if settled {
-            invariants::settled(&records, &ledger)
+            invariants::settled(&records, &ledger, now, open)
         } else {
-            invariants::always(&records, &ledger)
+            invariants::always(&records, &ledger, now, open)
         }
     }
 
