@@ -104,6 +104,8 @@ impl Store {
         connection
             .pragma_update(None, "cache_size", -1024)
             .map_err(corrupt)?;
+        // Every statement the daemon repeats stays prepared (about thirty of them).
+        connection.set_prepared_statement_cache_capacity(64);
         let mut connection = connection;
         schema::migrate(&mut connection, path)?;
         Ok(Store {
@@ -167,5 +169,7 @@ fn classify_open_error(path: &Path, error: rusqlite::Error) -> StoreError {
     }
 }
 
+#[cfg(test)]
+mod growth_tests;
 #[cfg(test)]
 mod tests;
