@@ -1,13 +1,14 @@
 //! Store tests of bounded growth: the tallies the triggers keep, migration 3 on a database that
-//! already holds history, and no statement that scans a table.
+//! already holds history, no statement that scans a table, and the bounded start-up check.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::{Connection, StatementStatus};
 
 use super::tests::{attempt, open_temp, transaction};
-use super::{Store, StoreError, schema};
+use super::{Checked, Store, StoreError, quick_check, schema};
 use crate::domain::{
     AttemptStatus, OutboxKind, PaymentResult, Timestamp, TransactionFilter, TransactionStatus,
 };
@@ -313,4 +314,38 @@ fn no_statement_scans_a_table_as_history_grows() {
     let page = i32::try_from(TransactionFilter::DEFAULT_LIMIT).expect("small") + 1;
     let scanning: Vec<_> = steps.iter().filter(|(_, n)| *n > page).collect();
     assert!(scanning.is_empty(), "statements that scan: {scanning:#?}");
+}
+
+#[test]
+fn the_start_up_check_stops_at_its_budget_and_still_refuses_garbage() {
+    let (dir, store) = open_temp();
+    // About 200 pages: more than one step of the check's progress handler.
+    store
+        .write(|tx| {
+            for i in 0..300 {
+                let mut t = transaction(&format!("t{i}"), &format!("o{i}"), i);
+                t.description = Some("x".repeat(2000));
+                tx.insert_transaction(&t)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .expect("fill");
+    drop(store);
+    let path = dir.path().join(Store::FILE_NAME);
+    let mut connection = Connection::open(&path).expect("raw open");
+    assert_eq!(
+        quick_check(&mut connection, &path, Duration::from_secs(60)).expect("whole"),
+        Checked::Whole
+    );
+    assert_eq!(
+        quick_check(&mut connection, &path, Duration::ZERO).expect("partly"),
+        Checked::Partly
+    );
+    drop(connection);
+    Store::open_checking_for(&path, Duration::ZERO).expect("opens past its budget");
+
+    let garbage_path = dir.path().join("garbage.sqlite3");
+    std::fs::write(&garbage_path, b"not a database at all, ".repeat(200)).expect("garbage");
+    let err = Store::open_checking_for(&garbage_path, Duration::ZERO).expect_err("refused");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
 }
