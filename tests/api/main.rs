@@ -5,6 +5,7 @@
 //! - `cancel_refund_cash`: both cancels, refund rules, cash change.
 //! - `bad_input`: every bad input answered with its named error while the daemon serves on.
 //! - `crash`: `kill -9` of a real daemon process with a live attempt, then a restart.
+//! - `state_lock`: one daemon per state directory; the lock goes with a dropped or killed daemon.
 //! - `introspection`: the shipped interface XML matches what the daemon serves.
 //! - `mock_qpay`: a mock QPay v2 API on 127.0.0.1 with a control handle.
 //! - `qpay`: the QPay provider end to end against the mock, and `kill -9` with QPay.
@@ -35,4 +36,5 @@ mod payments;
 mod qpay;
 mod qpay_reconcile;
 mod reconcile;
+mod state_lock;
 mod vietqr;
