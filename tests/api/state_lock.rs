@@ -12,7 +12,11 @@ use crate::harness::*;
 
 /// A bus of its own in `dir/name`, and the config of a daemon on it keeping its state in
 /// `state` (written to `dir/name/qrpayd.toml`).
-fn bus_and_config(dir: &Path, name: &str, state: &Path) -> (PrivateBus, Config, std::path::PathBuf) {
+fn bus_and_config(
+    dir: &Path,
+    name: &str,
+    state: &Path,
+) -> (PrivateBus, Config, std::path::PathBuf) {
     let home = dir.join(name);
     std::fs::create_dir_all(&home).expect("bus directory");
     let bus = PrivateBus::start(&home).expect("private bus");
@@ -30,7 +34,9 @@ async fn a_second_daemon_on_the_same_state_dir_is_refused_until_the_first_is_dro
     let (_bus_a, first_config, _) = bus_and_config(dir.path(), "a", &state);
     let (_bus_b, second_config, _) = bus_and_config(dir.path(), "b", &state);
 
-    let first = Daemon::start(&first_config).await.expect("the first starts");
+    let first = Daemon::start(&first_config)
+        .await
+        .expect("the first starts");
     let refused = Daemon::start(&second_config)
         .await
         .err()

@@ -112,7 +112,6 @@ fn key_of(invoice_id: &str) -> String {
     format!("invoice:{invoice_id}")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,7 +235,6 @@ fn segment(id: &str) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
