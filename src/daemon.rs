@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::dbus::{self, BusAddress};
 use crate::engine::Engine;
-use crate::providers::appotapay::{Appotapay, AppotapayError, IpnListener};
+use crate::providers::appotapay::{Appotapay, AppotapayError, IpnLimits, IpnListener};
 use crate::providers::qpay::QpayError;
 use crate::providers::simulator::SimulatorError;
 use crate::providers::vietqr::VietQrProvider;
@@ -205,13 +205,12 @@ async fn start_ipn_listener(
     address: std::net::SocketAddr,
     secret: secrecy::SecretString,
 ) -> Result<IpnListener, StartError> {
-    let (invoices, mut received) = tokio::sync::mpsc::channel::<String>(64);
-    let listener = IpnListener::start(address, secret, invoices)
+    let (listener, mut notices) = IpnListener::start(address, secret, IpnLimits::default())
         .await
         .map_err(|source| StartError::IpnListener { address, source })?;
     let engine = engine.clone();
     tokio::spawn(async move {
-        while let Some(invoice_id) = received.recv().await {
+        while let Some(invoice_id) = notices.next().await {
             if let Err(error) = engine.invoice_notified(Appotapay::NAME, &invoice_id).await {
                 tracing::warn!(%error, invoice_id, "cannot apply an IPN");
             }
