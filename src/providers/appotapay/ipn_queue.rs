@@ -2,8 +2,8 @@
 //! coalesced so that a burst of IPNs for one order makes one status check, not one each.
 //!
 //! An invoice id is in the queue at most once. Once it has been handed on, it is held for a
-//! quiet period ([`IpnNotices::new`]'s `quiet`): IPNs for it meanwhile are acknowledged and
-//! remembered as one, and handed on once more when the period ends, so that the check made
+//! quiet period (`IpnLimits::quiet_period`, one second): IPNs for it meanwhile are acknowledged
+//! and remembered as one, and handed on once more when the period ends, so that the check made
 //! then sees whatever they announced. A burst of any length thus makes at most one check when
 //! it starts and one per quiet period after; an IPN is never lost, only merged with others.
 //!
