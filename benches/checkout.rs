@@ -41,6 +41,11 @@
 //!    (`tests/support/mock_appotapay.rs`, which checks every request's JWT and signature), VND.
 //!    Timed as in 7 (each checkout makes one POS order at the mock); each order is then marked
 //!    paid at the mock and the daemon asked to `Verify` it, as in 6 — not counted.
+//! 9. **Memory growth** (only when `QRPAYD_BENCH_MEMORY_PAYMENTS=N` is set, N ≥ 5 000): a
+//!    sixth daemon with the simulator takes N payments one after the other (checkout, pay,
+//!    settled, nothing open); its `RssAnon` (heap and stacks, what the daemon's own
+//!    allocations drive) is read after 5 000 and after N. What a finished payment leaves in
+//!    memory shows as the difference; the target is at most 1 MiB from 5 000 to 50 000.
 //!
 //! Targets: p99 Checkout < 20 ms, idle CPU < 50 ms per minute, RSS < 20 MiB; each figure is
 //! printed with PASS or MISS. The program exits non-zero only when the harness itself fails
@@ -56,7 +61,9 @@
 //! `QRPAYD_BENCH_CHECKOUTS` (default 500) sets the number of timed checkouts of phases 2 and
 //! 6–8; fewer than 500 is allowed for a quick look but the figures are then flagged as not
 //! reportable.
-//! `QRPAYD_BENCH_IDLE_SECS` (default 60) sets the idle-CPU window. The daemons' logs go to
+//! `QRPAYD_BENCH_IDLE_SECS` (default 60) sets the idle-CPU window.
+//! `QRPAYD_BENCH_MEMORY_PAYMENTS` (unset: phase 9 is skipped; 50000 takes about ten minutes)
+//! runs phase 9. The daemons' logs go to
 //! `daemon-*.log` in the temporary directory, which is removed at the end.
 
 use std::path::Path;
@@ -95,6 +102,9 @@ const DETECTION_PAYMENTS: usize = 100;
 const TARGET_P99_CHECKOUT_MS: f64 = 20.0;
 const TARGET_IDLE_CPU_MS_PER_MIN: f64 = 50.0;
 const TARGET_RSS_MIB: f64 = 20.0;
+/// Phase 9: the payments after which memory is first read, and how much it may grow after.
+const MEMORY_FIRST_READING: usize = 5_000;
+const TARGET_MEMORY_GROWTH_KB: i64 = 1024;
 
 /// What every checkout of phases 7 and 8 asks for, in VND.
 const VND_AMOUNT: &str = "150000";
@@ -305,6 +315,24 @@ async fn run() -> Harness<()> {
     );
     let appotapay_stats = appotapay_checkouts(&dir.path().join("appotapay"), checkouts).await?;
 
+    // 9. Memory growth over many payments, on a sixth daemon, when asked for.
+    let memory_payments = match std::env::var("QRPAYD_BENCH_MEMORY_PAYMENTS") {
+        Ok(_) => Some(env_usize("QRPAYD_BENCH_MEMORY_PAYMENTS", 0)?),
+        Err(_) => None,
+    };
+    let growth = match memory_payments {
+        Some(payments) if payments >= MEMORY_FIRST_READING => {
+            println!("\n[9] memory growth over {payments} simulator payments");
+            Some(memory_growth(&dir.path().join("memory"), payments).await?)
+        }
+        Some(payments) => {
+            return Err(format!(
+                "QRPAYD_BENCH_MEMORY_PAYMENTS={payments}: at least {MEMORY_FIRST_READING}"
+            ));
+        }
+        None => None,
+    };
+
     // The summary, for the README.
     let p99 = ms(checkout_stats.p99);
     let reportable = checkouts >= MIN_REPORTED_CHECKOUTS;
@@ -425,12 +453,92 @@ async fn run() -> Harness<()> {
         "",
         "",
     );
+    if let Some(growth) = &growth {
+        let grew_kb = growth.last.anon_kb as i64 - growth.first.anon_kb as i64;
+        row(
+            &format!(
+                "RssAnon after {MEMORY_FIRST_READING} → {} payments",
+                growth.payments
+            ),
+            format!(
+                "{:.1} → {:.1} MiB",
+                mib(growth.first.anon_kb),
+                mib(growth.last.anon_kb)
+            ),
+            "",
+            "",
+        );
+        row(
+            "RssAnon growth",
+            format!("{grew_kb} kB"),
+            "≤ 1024 kB",
+            &verdict(
+                grew_kb <= TARGET_MEMORY_GROWTH_KB,
+                growth.payments >= 50_000,
+            ),
+        );
+    }
     if still_open != 0 {
         println!("NOTE: {still_open} attempt(s) were open at the end of the idle window");
     }
     println!("load average at the end: {}", load_average());
     Ok(())
 }
+// ---------------------------------------------------------------------------------------------
+// Phase 9: memory growth.
+
+/// The daemon's memory after the first readings' payments and after all of them.
+struct Growth {
+    payments: usize,
+    first: Memory,
+    last: Memory,
+}
+
+/// Starts a simulator daemon on its own bus in `home` and has it take `payments` payments one
+/// after the other, each settled before the next; reads its memory after
+/// `MEMORY_FIRST_READING` of them and after all. Stops the daemon.
+async fn memory_growth(home: &Path, payments: usize) -> Harness<Growth> {
+    let bus = start_bus(home)?;
+    let mut daemon = Daemon::spawn("memory", home, bus.address(), "MNT", "", SIMULATOR_PROVIDER)?;
+    let client = daemon.wait_ready(bus.address()).await?;
+    let watcher = Client::connect(&BusAddress::parse(bus.address()))
+        .await
+        .map_err(|e| format!("watcher connect: {e}"))?;
+    let stream = watcher
+        .watch()
+        .await
+        .map_err(|e| format!("subscribe to signals: {e}"))?;
+    let mut signals = Signals::spawn(stream);
+    let mut first = None;
+    for i in 0..payments {
+        let reply = checkout(&client, &format!("memory-{i}")).await?;
+        pay_and_wait_settled(&client, &mut signals, &reply).await?;
+        if i + 1 == MEMORY_FIRST_READING {
+            let memory = Memory::read(daemon.pid())?;
+            println!("  after {} payments: {}", i + 1, memory.describe());
+            first = Some(memory);
+        } else if (i + 1) % 10_000 == 0 {
+            println!(
+                "  after {} payments: RssAnon {:.1} MiB",
+                i + 1,
+                mib(Memory::read(daemon.pid())?.anon_kb)
+            );
+        }
+    }
+    let last = Memory::read(daemon.pid())?;
+    println!("  after {payments} payments: {}", last.describe());
+    let first = first.ok_or("no first reading")?;
+    drop(signals);
+    drop(watcher);
+    drop(client);
+    daemon.stop();
+    Ok(Growth {
+        payments,
+        first,
+        last,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Phases 6–8: a real provider, on a daemon of its own.
 
