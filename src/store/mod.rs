@@ -98,7 +98,9 @@ impl Store {
         connection
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(corrupt)?;
-        // A terminal's database is small: a 1 MiB page cache holds its working set.
+        // A 1 MiB page cache holds the working set (the indexes' upper levels and the newest
+        // pages), even with years of history behind it: the history benchmark's Checkout
+        // is as fast on 600 MB as on an empty store. Older pages come from the kernel's cache.
         connection
             .pragma_update(None, "cache_size", -1024)
             .map_err(corrupt)?;

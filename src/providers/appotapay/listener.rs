@@ -141,7 +141,7 @@ async fn serve(listener: tokio::net::TcpListener, app: axum::Router, limits: Ipn
                 Ok(Err(error)) => {
                     tracing::debug!(%peer, %error, "an IPN connection failed");
                 }
-                Err(_) => tracing::warn!(
+                Err(_) => tracing::info!(
                     provider = "appotapay",
                     %peer,
                     timeout_ms = limits.request_timeout.as_millis() as u64,
