@@ -1,15 +1,16 @@
-//! The daemon's start-up and shutdown: opens the store, builds the enabled providers and the
-//! engine, serves D-Bus, resumes the attempts a previous run left open, and runs until told to
-//! stop. The wiring lives here so that `qrpayd run`, the demo and the tests start the very same
-//! daemon.
+//! The daemon's start-up and shutdown: locks the state directory (one daemon per database),
+//! opens the store, builds the enabled providers and the engine, serves D-Bus, resumes the
+//! attempts a previous run left open, and runs until told to stop. The wiring lives here so
+//! that `qrpayd run`, the demo and the tests start the very same daemon.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::dbus::{self, BusAddress};
 use crate::engine::Engine;
-use crate::providers::appotapay::{Appotapay, AppotapayError, IpnListener};
+use crate::providers::appotapay::{Appotapay, AppotapayError, IpnLimits, IpnListener};
 use crate::providers::qpay::QpayError;
 use crate::providers::simulator::SimulatorError;
 use crate::providers::vietqr::VietQrProvider;
@@ -43,6 +44,21 @@ pub enum StartError {
     Dbus(#[from] dbus::ServeError),
     #[error("cannot resume the open attempts: {0}")]
     Resume(String),
+    #[error(
+        "another qrpayd ({}) already runs on the state directory {}; stop it first, or give this one another state_dir",
+        pid.map_or_else(|| "its PID unknown".to_owned(), |pid| format!("PID {pid}")),
+        state_dir.display()
+    )]
+    AlreadyRunning {
+        state_dir: std::path::PathBuf,
+        /// The PID the lock file names, when it could be read.
+        pid: Option<u32>,
+    },
+    #[error("cannot lock the state directory with {path}: {source}")]
+    Lock {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A started daemon: the engine and its D-Bus service.
@@ -51,6 +67,9 @@ pub struct Daemon {
     /// Held for its lifetime: dropping it leaves the bus.
     _service: dbus::Service,
     ipn_listener: Option<IpnListener>,
+    /// Held for its lifetime, and dropped last (fields drop in order): the state directory is
+    /// this daemon's until everything above has stopped.
+    _lock: StateLock,
 }
 
 impl Daemon {
@@ -61,6 +80,7 @@ impl Daemon {
             path: config.state_dir.clone(),
             source,
         })?;
+        let lock = StateLock::acquire(&config.state_dir)?;
         let store_path = config.state_dir.join(Store::FILE_NAME);
         let store = Store::open(&store_path)?;
         let mut providers = Providers::default();
@@ -119,6 +139,7 @@ impl Daemon {
             engine,
             _service: service,
             ipn_listener,
+            _lock: lock,
         })
     }
 
@@ -128,19 +149,68 @@ impl Daemon {
     }
 }
 
+/// The exclusive lock on a state directory, held for the daemon's life: two daemons on one
+/// database would each resume and poll the same attempts.
+///
+/// It is an advisory `flock` on `<state_dir>/qrpayd.lock`, which holds the PID of its owner.
+/// The kernel releases it when the file is closed: when the daemon is dropped, and when the
+/// process dies, even by `kill -9`, so a stale lock never keeps a restarted daemon out.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+impl StateLock {
+    /// The lock file's name inside `state_dir`.
+    pub const FILE_NAME: &'static str = "qrpayd.lock";
+
+    /// Takes the lock on `state_dir` without waiting, and writes this process's PID into it.
+    pub fn acquire(state_dir: &Path) -> Result<StateLock, StartError> {
+        use std::io::Write;
+        let path = state_dir.join(StateLock::FILE_NAME);
+        let failed = |source| StartError::Lock {
+            path: path.clone(),
+            source,
+        };
+        // Not truncated on open: until the lock is ours, the PID in it is the owner's.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|text| text.trim().parse().ok());
+                return Err(StartError::AlreadyRunning {
+                    state_dir: state_dir.to_owned(),
+                    pid,
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(failed(source)),
+        }
+        file.set_len(0).map_err(failed)?;
+        writeln!(file, "{}", std::process::id()).map_err(failed)?;
+        Ok(StateLock { _file: file })
+    }
+}
+
 /// Starts the AppotaPay IPN listener and applies every IPN it accepts through the engine.
 async fn start_ipn_listener(
     engine: &Engine,
     address: std::net::SocketAddr,
     secret: secrecy::SecretString,
 ) -> Result<IpnListener, StartError> {
-    let (invoices, mut received) = tokio::sync::mpsc::channel::<String>(64);
-    let listener = IpnListener::start(address, secret, invoices)
+    let (listener, mut notices) = IpnListener::start(address, secret, IpnLimits::default())
         .await
         .map_err(|source| StartError::IpnListener { address, source })?;
     let engine = engine.clone();
     tokio::spawn(async move {
-        while let Some(invoice_id) = received.recv().await {
+        while let Some(invoice_id) = notices.next().await {
             if let Err(error) = engine.invoice_notified(Appotapay::NAME, &invoice_id).await {
                 tracing::warn!(%error, invoice_id, "cannot apply an IPN");
             }

@@ -199,6 +199,25 @@ pub struct ListedPayment {
     pub paid_at: Option<Timestamp>,
 }
 
+/// Locks a std mutex, recovering a poisoned one: the providers' critical sections are each one
+/// map operation, which a panic cannot leave half done.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How many invoices a provider keeps in memory, the most recently used (QPay's amounts,
+/// AppotaPay's journal). Each is also in the provider's durable [`ProviderState`], so one that
+/// was forgotten is read back from the store when it is needed again: the bound costs a store
+/// read, never a fact. A terminal has a handful of invoices live at once; a few hundred cover
+/// every one still being checked, and the memory stays flat however many payments the daemon
+/// takes in its life.
+pub(crate) fn recent_invoices<V>() -> lru::LruCache<String, V> {
+    const RECENT_INVOICES: std::num::NonZeroUsize = std::num::NonZeroUsize::MIN.saturating_add(255);
+    lru::LruCache::new(RECENT_INVOICES)
+}
+
 /// Durable state a provider keeps across restarts (QPay's tokens, say). The daemon backs it with
 /// the database; values are stored as given, so a provider stores only what it must.
 pub trait ProviderState: Send + Sync {

@@ -32,9 +32,24 @@ impl<'c> Tx<'c> {
         Tx { inner }
     }
 
+    /// Runs one statement, prepared once per connection and kept in its statement cache.
+    fn execute(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.inner.prepare_cached(sql)?.execute(params)
+    }
+
+    /// The one row `sql` selects, through the statement cache.
+    fn query_row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.inner.prepare_cached(sql)?.query_row(params, f)
+    }
+
     /// Takes the next value of a named counter (1, 2, 3, ...), for `TXN000001`-style numbers.
     pub fn next_counter(&self, name: &str) -> Result<i64, StoreError> {
-        let value: i64 = self.inner.query_row(
+        let value: i64 = self.query_row(
             "INSERT INTO counters (name, value) VALUES (?1, 1)
              ON CONFLICT (name) DO UPDATE SET value = value + 1
              RETURNING value",
@@ -48,7 +63,7 @@ impl<'c> Tx<'c> {
 
     /// Adds a new transaction with its items.
     pub fn insert_transaction(&self, t: &Transaction) -> Result<(), StoreError> {
-        self.inner.execute(
+        self.execute(
             &format!(
                 "INSERT INTO transactions ({TRANSACTION_COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
@@ -72,7 +87,7 @@ impl<'c> Tx<'c> {
             ],
         )?;
         for (position, item) in t.items.iter().enumerate() {
-            self.inner.execute(
+            self.execute(
                 "INSERT INTO transaction_items
                  (transaction_id, position, description, quantity, unit_price)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -90,7 +105,7 @@ impl<'c> Tx<'c> {
 
     /// Writes a transaction's mutable fields: money, status and the update time.
     pub fn update_transaction(&self, t: &Transaction) -> Result<(), StoreError> {
-        self.inner.execute(
+        self.execute(
             "UPDATE transactions SET paid = ?2, refunded = ?3, status = ?4, updated_at = ?5,
                  overpaid = ?6
              WHERE id = ?1",
@@ -135,7 +150,6 @@ impl<'c> Tx<'c> {
     ) -> Result<Option<Transaction>, StoreError> {
         let sql = format!("SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE {condition}");
         let found = self
-            .inner
             .query_row(&sql, args, read_transaction_row)
             .optional()?;
         match found {
@@ -188,11 +202,31 @@ impl<'c> Tx<'c> {
         Ok(transactions)
     }
 
-    /// How many transactions `filter` selects, ignoring its limit and offset.
+    /// How many transactions `filter` selects, ignoring its limit and offset. All of them, or
+    /// all in one status, is one row read (the tallies the schema's triggers keep); any other
+    /// filter is counted on its index.
     pub fn count_transactions(&self, filter: &TransactionFilter) -> Result<u64, StoreError> {
+        let TransactionFilter {
+            status,
+            source_type: None,
+            source_id: None,
+            since: None,
+            until: None,
+            ..
+        } = filter
+        else {
+            return self.count_transactions_where(filter);
+        };
+        match status {
+            Some(status) => self.tally(&format!("transactions:{}", status.code())),
+            None => self.tally("transactions"),
+        }
+    }
+
+    fn count_transactions_where(&self, filter: &TransactionFilter) -> Result<u64, StoreError> {
         let (condition, args) = filter_sql(filter);
         let args: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref()).collect();
-        let count: i64 = self.inner.query_row(
+        let count: i64 = self.query_row(
             &format!("SELECT COUNT(*) FROM transactions WHERE {condition}"),
             args.as_slice(),
             |row| row.get(0),
@@ -204,7 +238,7 @@ impl<'c> Tx<'c> {
 
     /// Adds a new attempt.
     pub fn insert_attempt(&self, a: &Attempt) -> Result<(), StoreError> {
-        self.inner.execute(
+        self.execute(
             &format!(
                 "INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES
                  (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
@@ -245,7 +279,7 @@ impl<'c> Tx<'c> {
 
     /// Writes an attempt's mutable fields.
     pub fn update_attempt(&self, a: &Attempt) -> Result<(), StoreError> {
-        self.inner.execute(
+        self.execute(
             "UPDATE attempts SET status = ?2, paid = ?3, refunded = ?4, tendered = ?5,
                  invoice_id = ?6, short_url = ?7, qr_text = ?8, deep_links = ?9,
                  provider_open = ?10, expires_at = ?11, failure_code = ?12,
@@ -276,8 +310,7 @@ impl<'c> Tx<'c> {
     /// The attempt with this id.
     pub fn attempt(&self, id: &str) -> Result<Option<Attempt>, StoreError> {
         let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = ?1");
-        self.inner
-            .query_row(&sql, [id], read_attempt_row)
+        self.query_row(&sql, [id], read_attempt_row)
             .optional()?
             .transpose()
     }
@@ -300,6 +333,9 @@ impl<'c> Tx<'c> {
 
     /// The attempts that still need the daemon: open ones, and closed ones whose invoice may
     /// still be payable at the provider.
+    ///
+    /// The condition is exactly that of the partial index `attempts_to_resume` (migration 3),
+    /// which SQLite uses only for a query naming the same condition: change both or neither.
     pub fn attempts_to_resume(&self) -> Result<Vec<Attempt>, StoreError> {
         self.attempts_where(
             "status IN ('100_NEW', '204_SENT') OR provider_open = 1 ORDER BY created_at, code",
@@ -308,9 +344,10 @@ impl<'c> Tx<'c> {
     }
 
     /// How many payment attempts may still take money: open, or with an invoice not yet
-    /// closed at the provider (`Attempt::may_take_money`).
+    /// closed at the provider (`Attempt::may_take_money`), read on the index `attempts_live`,
+    /// which holds the few such attempts apart from the finished history.
     pub fn open_payment_attempt_count(&self) -> Result<u32, StoreError> {
-        let count: i64 = self.inner.query_row(
+        let count: i64 = self.query_row(
             "SELECT COUNT(*) FROM attempts
              WHERE type = '100_PAYMENT' AND (status IN ('100_NEW', '204_SENT') OR provider_open = 1)",
             [],
@@ -339,7 +376,7 @@ impl<'c> Tx<'c> {
     /// Records a payment the provider reported. Returns `false`, and writes nothing, when this
     /// provider payment id was recorded before.
     pub fn insert_payment_result(&self, r: &PaymentResult) -> Result<bool, StoreError> {
-        let inserted = self.inner.execute(
+        let inserted = self.execute(
             "INSERT INTO payment_results
              (attempt_id, provider, provider_payment_id, amount, paid_at, observed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -445,7 +482,6 @@ impl<'c> Tx<'c> {
     /// A provider's stored value for `key`.
     pub fn provider_state(&self, provider: &str, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .inner
             .query_row(
                 "SELECT value FROM provider_state WHERE provider = ?1 AND key = ?2",
                 [provider, key],
@@ -462,7 +498,7 @@ impl<'c> Tx<'c> {
         value: &str,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        self.inner.execute(
+        self.execute(
             "INSERT INTO provider_state (provider, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (provider, key) DO UPDATE SET value = excluded.value,
                  updated_at = excluded.updated_at",
@@ -481,21 +517,27 @@ impl<'c> Tx<'c> {
         payload: &serde_json::Value,
         at: Timestamp,
     ) -> Result<i64, StoreError> {
-        self.inner.execute(
+        self.execute(
             "INSERT INTO outbox (transaction_id, kind, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![transaction_id, kind.name(), payload.to_string(), at.0],
         )?;
         Ok(self.inner.last_insert_rowid())
     }
 
-    /// How many outbox events wait for the upstream sync.
+    /// How many outbox events wait for the upstream sync. One row read, however long the
+    /// outbox: the count is kept by triggers on `outbox` (schema migration 3).
     pub fn pending_outbox_count(&self) -> Result<u64, StoreError> {
-        let count: i64 = self.inner.query_row(
-            "SELECT COUNT(*) FROM outbox WHERE synced_at IS NULL",
-            [],
-            |row| row.get(0),
-        )?;
-        Ok(count.max(0) as u64)
+        self.tally("outbox_pending")
+    }
+
+    /// A count the schema's triggers keep in `tallies`; 0 when it was never counted.
+    fn tally(&self, name: &str) -> Result<u64, StoreError> {
+        let value: Option<i64> = self
+            .query_row("SELECT value FROM tallies WHERE name = ?1", [name], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        Ok(value.unwrap_or(0).max(0) as u64)
     }
 
     /// Outbox events not yet synced, oldest first, at most `limit`.

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Each entry is one migration; its index + 1 is the schema version it produces.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the MQ-Pay model, the outbox and the counters behind human-readable numbers.
     r#"
     CREATE TABLE counters (
@@ -109,7 +109,68 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (provider, key)
     ) STRICT;
     "#,
-    // 3: overpayments (money a sale did not need) and the till's own keys for refunds.
+    // 3: the indexes the till's queries need over years of history, and tallies kept by
+    // triggers, so that no query the daemon makes on every commit grows with the history.
+    r#"
+    CREATE INDEX transactions_by_source_id ON transactions (source_id, created_at);
+    CREATE INDEX transactions_by_source_type ON transactions (source_type, created_at);
+    CREATE INDEX attempts_by_invoice ON attempts (provider, invoice_id);
+    -- Exactly the condition of `Tx::attempts_to_resume`: SQLite uses a partial index only
+    -- for a query that names its condition.
+    CREATE INDEX attempts_to_resume ON attempts (created_at, code)
+        WHERE status IN ('100_NEW', '204_SENT') OR provider_open = 1;
+    CREATE INDEX payment_results_by_attempt ON payment_results (attempt_id);
+    CREATE INDEX payment_results_by_time
+        ON payment_results (provider, COALESCE(paid_at, observed_at));
+
+    -- Counts kept up to date in the SQL transaction that changes what they count.
+    CREATE TABLE tallies (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) STRICT;
+    -- `outbox_pending`: the events not yet synced (`PendingSync`).
+    INSERT INTO tallies (name, value)
+        SELECT 'outbox_pending', COUNT(*) FROM outbox WHERE synced_at IS NULL;
+    CREATE TRIGGER outbox_pending_on_insert AFTER INSERT ON outbox
+        WHEN NEW.synced_at IS NULL
+        BEGIN
+            UPDATE tallies SET value = value + 1 WHERE name = 'outbox_pending';
+        END;
+    CREATE TRIGGER outbox_pending_on_update AFTER UPDATE OF synced_at ON outbox
+        WHEN (OLD.synced_at IS NULL) != (NEW.synced_at IS NULL)
+        BEGIN
+            UPDATE tallies SET value = value + IIF(NEW.synced_at IS NULL, 1, -1)
+                WHERE name = 'outbox_pending';
+        END;
+    CREATE TRIGGER outbox_pending_on_delete AFTER DELETE ON outbox
+        WHEN OLD.synced_at IS NULL
+        BEGIN
+            UPDATE tallies SET value = value - 1 WHERE name = 'outbox_pending';
+        END;
+    -- `transactions` and `transactions:<status>`: how many there are, in all and by status.
+    INSERT INTO tallies (name, value) SELECT 'transactions', COUNT(*) FROM transactions;
+    INSERT INTO tallies (name, value)
+        SELECT 'transactions:' || status, COUNT(*) FROM transactions GROUP BY status;
+    CREATE TRIGGER transactions_tally_on_insert AFTER INSERT ON transactions
+        BEGIN
+            INSERT INTO tallies (name, value)
+                VALUES ('transactions', 1), ('transactions:' || NEW.status, 1)
+                ON CONFLICT (name) DO UPDATE SET value = value + 1;
+        END;
+    CREATE TRIGGER transactions_tally_on_update AFTER UPDATE OF status ON transactions
+        WHEN OLD.status != NEW.status
+        BEGIN
+            UPDATE tallies SET value = value - 1 WHERE name = 'transactions:' || OLD.status;
+            INSERT INTO tallies (name, value) VALUES ('transactions:' || NEW.status, 1)
+                ON CONFLICT (name) DO UPDATE SET value = value + 1;
+        END;
+    CREATE TRIGGER transactions_tally_on_delete AFTER DELETE ON transactions
+        BEGIN
+            UPDATE tallies SET value = value - 1
+                WHERE name IN ('transactions', 'transactions:' || OLD.status);
+        END;
+    "#,
+    // 4: overpayments (money a sale did not need) and the till's own keys for refunds.
     r#"
     ALTER TABLE transactions ADD COLUMN overpaid TEXT NOT NULL DEFAULT '0';
     ALTER TABLE attempts ADD COLUMN overpaid TEXT NOT NULL DEFAULT '0';

@@ -12,7 +12,7 @@ fn dec(s: &str) -> Decimal {
     Decimal::from_str_exact(s).expect("test literal")
 }
 
-fn transaction(id: &str, source_id: &str, at: i64) -> Transaction {
+pub(super) fn transaction(id: &str, source_id: &str, at: i64) -> Transaction {
     Transaction {
         id: id.into(),
         number: format!("TXN-{id}"),
@@ -39,7 +39,7 @@ fn transaction(id: &str, source_id: &str, at: i64) -> Transaction {
     }
 }
 
-fn attempt(id: &str, transaction_id: &str) -> Attempt {
+pub(super) fn attempt(id: &str, transaction_id: &str) -> Attempt {
     Attempt {
         id: id.into(),
         code: format!("ATT-{id}"),
@@ -70,7 +70,7 @@ fn attempt(id: &str, transaction_id: &str) -> Attempt {
     }
 }
 
-fn open_temp() -> (tempfile::TempDir, Store) {
+pub(super) fn open_temp() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join(Store::FILE_NAME)).expect("open");
     (dir, store)

@@ -234,6 +234,11 @@ impl Process {
         self.child = Some(command.spawn().expect("spawn qrpayd"));
     }
 
+    /// The running process's PID.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill_9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -7,6 +7,7 @@
 //! - `limits`: what is charged stays what is meant: the currency ceiling, partial payments only when
 //!   allowed, a QR that says what is charged.
 //! - `crash`: `kill -9` of a real daemon process with a live attempt, then a restart.
+//! - `state_lock`: one daemon per state directory; the lock goes with a dropped or killed daemon.
 //! - `introspection`: the shipped interface XML matches what the daemon serves.
 //! - `mock_qpay`: a mock QPay v2 API on 127.0.0.1 with a control handle.
 //! - `qpay`: the QPay provider end to end against the mock, and `kill -9` with QPay.
@@ -41,4 +42,5 @@ mod payments;
 mod qpay;
 mod qpay_reconcile;
 mod reconcile;
+mod state_lock;
 mod vietqr;

@@ -8,12 +8,12 @@
 //! It stores only what the customer display shows (the QR text or the verification URL): never
 //! a card number, a token or a key. It never logs a value.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
-use crate::providers::{Invoice, ProviderState};
+use crate::providers::{Invoice, ProviderState, lock, recent_invoices};
 
 /// A journal entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,14 +26,16 @@ struct Entry {
 #[derive(Clone)]
 pub(super) struct Journal {
     state: Arc<dyn ProviderState>,
-    cache: Arc<Mutex<HashMap<String, Entry>>>,
+    /// The entries used most recently. Bounded: every entry is also in the state, and read
+    /// back from there on a miss.
+    cache: Arc<Mutex<LruCache<String, Entry>>>,
 }
 
 impl Journal {
     pub fn new(state: Arc<dyn ProviderState>) -> Journal {
         Journal {
             state,
-            cache: Arc::new(Mutex::new(HashMap::new())),
+            cache: Arc::new(Mutex::new(recent_invoices())),
         }
     }
 
@@ -66,7 +68,7 @@ impl Journal {
                         return None;
                     }
                 };
-                lock(&self.cache).insert(invoice_id.to_owned(), entry.clone());
+                lock(&self.cache).put(invoice_id.to_owned(), entry.clone());
                 entry
             }
         };
@@ -85,7 +87,7 @@ impl Journal {
             qr_text: invoice.qr_text.clone(),
             short_url: invoice.short_url.clone(),
         };
-        lock(&self.cache).insert(invoice.invoice_id.clone(), entry.clone());
+        lock(&self.cache).put(invoice.invoice_id.clone(), entry.clone());
         let Ok(text) = serde_json::to_string(&entry) else {
             return;
         };
@@ -110,9 +112,36 @@ fn key_of(invoice_id: &str) -> String {
     format!("invoice:{invoice_id}")
 }
 
-/// Locks a std mutex, recovering a poisoned one (every critical section is one insert or get).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::qpay::MemoryState;
+
+    fn invoice(n: usize) -> Invoice {
+        Invoice {
+            invoice_id: format!("INV{n}"),
+            qr_text: format!("000201-{n}"),
+            short_url: None,
+            deep_links: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cache_keeps_the_recent_invoices_and_reloads_the_others() {
+        let journal = Journal::new(Arc::new(MemoryState::default()));
+        let capacity = lock(&journal.cache).cap().get();
+        for n in 0..capacity + 100 {
+            journal.record(&invoice(n)).await;
+        }
+        assert_eq!(lock(&journal.cache).len(), capacity, "bounded");
+        assert!(
+            !lock(&journal.cache).contains("INV0"),
+            "the oldest was evicted"
+        );
+        // Forgotten in memory, not in the journal: read back from the state.
+        assert_eq!(journal.find("INV0").await, Some(invoice(0)));
+        assert!(lock(&journal.cache).contains("INV0"), "and cached again");
+        assert_eq!(lock(&journal.cache).len(), capacity);
+        assert_eq!(journal.find("INV-NONE").await, None);
+    }
 }

@@ -5,7 +5,8 @@
 //! It owns everything AppotaPay-specific: the request authentication (`auth`: the HS256 JWT and
 //! the body signature), the wire format (`model`), the HTTP connection and the error code table
 //! (`client`), POS orders (`orders`), card payments (`card`), the QR of an answer (`qr`), the
-//! journal of invoices made (`journal`) and IPNs (`ipn`). It speaks HTTP and nothing else: it
+//! journal of invoices made (`journal`), IPNs (`ipn`), and the optional local listener for them
+//! (`listener`, with `ipn_queue` coalescing repeated IPNs). It speaks HTTP and nothing else: it
 //! touches no SQL except through [`ProviderState`], never decides an attempt's status, and
 //! never logs or returns a secret (the secret key, the API key, a JWT, a signature) or a card
 //! or account number beyond its last 4 digits.
@@ -38,6 +39,7 @@ mod auth;
 mod card;
 mod client;
 mod ipn;
+mod ipn_queue;
 mod journal;
 mod listener;
 mod model;
@@ -60,7 +62,8 @@ pub use auth::{JWT_HEADER, JWT_TTL, jwt, sign_hex as body_signature};
 pub use card::{CARD_INVOICE_PREFIX, CardDetails, CardDetailsError, SensitiveNumber};
 pub use client::INVALID_ARGUMENT;
 pub use ipn::{IPN_ACK_BODY, IpnError, IpnPayload, verify_ipn};
-pub use listener::{IPN_PATH, IpnListener};
+pub use ipn_queue::IpnNotices;
+pub use listener::{IPN_PATH, IpnLimits, IpnListener};
 pub use model::OrderStatus;
 
 /// `partnerReference.order.info` of a card payment at most (seed 004).

@@ -331,7 +331,7 @@ impl Inner {
         let text = self.state.load(&journal_key(sender_invoice_no)).await?;
         match serde_json::from_str::<Journaled>(&text) {
             Ok(journaled) => {
-                lock(&self.amounts).insert(journaled.invoice_id.clone(), journaled.amount);
+                lock(&self.amounts).put(journaled.invoice_id.clone(), journaled.amount);
                 Some(journaled.invoice())
             }
             Err(error) => {
@@ -344,7 +344,7 @@ impl Inner {
     /// Journals an invoice and its amount. A failure is logged: the engine records the invoice
     /// in the same database right after, and cannot either if the database fails.
     async fn remember(&self, sender_invoice_no: &str, invoice: &Invoice, amount: Decimal) {
-        lock(&self.amounts).insert(invoice.invoice_id.clone(), amount);
+        lock(&self.amounts).put(invoice.invoice_id.clone(), amount);
         let journaled = Journaled {
             invoice_id: invoice.invoice_id.clone(),
             qr_text: invoice.qr_text.clone(),

@@ -43,7 +43,7 @@ use tokio::sync::watch;
 
 use super::{
     CancelOutcome, CheckResult, CreateRequest, Invoice, ListedPayment, Provider, ProviderError,
-    ProviderPayment, ProviderState, RefundOutcome, RefundRequest,
+    ProviderPayment, ProviderState, RefundOutcome, RefundRequest, lock,
 };
 use crate::domain::Currency;
 use auth::TokenKeeper;
@@ -109,9 +109,9 @@ struct Inner {
     state: StateStore,
     /// Creates whose answer is still awaited, by `sender_invoice_no`.
     in_flight: Mutex<HashMap<String, watch::Receiver<Option<CreateOutcome>>>>,
-    /// Each known invoice's amount, by invoice id (also in the state), to tell paid from
-    /// partly paid.
-    amounts: Mutex<HashMap<String, Decimal>>,
+    /// The amounts of the invoices used most recently, by invoice id, to tell paid from partly
+    /// paid. Bounded: every amount is also in the state, and read back from there on a miss.
+    amounts: Mutex<lru::LruCache<String, Decimal>>,
     /// Refunds choose and claim payments one at a time.
     refunds: tokio::sync::Mutex<()>,
 }
@@ -143,7 +143,7 @@ impl Qpay {
                 api: Api { transport, tokens },
                 state,
                 in_flight: Mutex::new(HashMap::new()),
-                amounts: Mutex::new(HashMap::new()),
+                amounts: Mutex::new(super::recent_invoices()),
                 refunds: tokio::sync::Mutex::new(()),
             }),
         })
@@ -235,14 +235,6 @@ fn segment(id: &str) -> String {
     out
 }
 
-/// Locks a std mutex, recovering the data of a poisoned one (the maps stay consistent: every
-/// critical section is a single insert, get or remove).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,9 +248,10 @@ mod tests {
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
     }
 
-    #[test]
-    fn the_provider_debug_shows_no_secret() {
-        let settings = QpaySettings {
+    /// Settings for a provider that is never called (its client secret is
+    /// `very-secret-value`).
+    pub(super) fn settings() -> QpaySettings {
+        QpaySettings {
             base_url: DEFAULT_BASE_URL.into(),
             client_id: "client-1".into(),
             client_secret: SecretString::from("very-secret-value"),
@@ -269,8 +262,12 @@ mod tests {
             sender_staff_code: None,
             poll_interval: DEFAULT_POLL_INTERVAL,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
-        };
-        let qpay = Qpay::new(settings, "T1", Arc::new(MemoryState::default())).expect("builds");
+        }
+    }
+
+    #[test]
+    fn the_provider_debug_shows_no_secret() {
+        let qpay = Qpay::new(settings(), "T1", Arc::new(MemoryState::default())).expect("builds");
         let text = format!("{qpay:?}");
         assert!(text.contains("client-1"), "{text}");
         assert!(!text.contains("very-secret-value"), "{text}");

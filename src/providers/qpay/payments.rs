@@ -265,7 +265,7 @@ impl Inner {
         }
         let text = self.state.load(&amount_key(invoice_id)).await?;
         let amount = Decimal::from_str_exact(&text).ok()?;
-        lock(&self.amounts).insert(invoice_id.to_owned(), amount);
+        lock(&self.amounts).put(invoice_id.to_owned(), amount);
         Some(amount)
     }
 
@@ -568,6 +568,32 @@ mod tests {
             amount: Decimal::from(amount),
             paid_at: None,
         }
+    }
+
+    #[tokio::test]
+    async fn amounts_in_memory_are_bounded_and_reloaded_from_the_state() {
+        use crate::providers::ProviderState;
+        let state = std::sync::Arc::new(super::super::MemoryState::default());
+        let qpay = super::super::Qpay::new(super::super::tests::settings(), "T1", state.clone())
+            .expect("builds");
+        let inner = &qpay.inner;
+        let capacity = lock(&inner.amounts).cap().get();
+        for n in 0..capacity + 100 {
+            let key = amount_key(&format!("INV{n}"));
+            state.save(&key, &format!("{}.50", 1000 + n)).expect("save");
+            assert!(inner.amount_of(&format!("INV{n}")).await.is_some());
+        }
+        assert_eq!(lock(&inner.amounts).len(), capacity, "bounded");
+        assert!(
+            !lock(&inner.amounts).contains("INV0"),
+            "the oldest was evicted"
+        );
+        assert_eq!(
+            inner.amount_of("INV0").await,
+            Some(Decimal::from_str_exact("1000.50").expect("literal")),
+            "read back from the state"
+        );
+        assert_eq!(inner.amount_of("INV-NONE").await, None);
     }
 
     #[test]
