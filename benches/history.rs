@@ -422,6 +422,7 @@ fn past_transaction(tx: &qrpayd::store::Tx<'_>, i: usize, at: i64) -> Result<Sam
         total: amount,
         paid: amount,
         refunded: Decimal::ZERO,
+        overpaid: Decimal::ZERO,
         status: TransactionStatus::Settled,
         description: Some("Two lattes".into()),
         items: Vec::new(),
@@ -523,9 +524,11 @@ fn past_attempt(
             Decimal::ZERO
         },
         refunded: Decimal::ZERO,
+        overpaid: Decimal::ZERO,
         tendered: None,
         parent_id: None,
         idempotency_key: format!("Q{}", &id.simple().to_string()[..25]).to_uppercase(),
+        request_id: None,
         // About the length of the simulator's EMVCo payload.
         qr_text: Some(format!(
             "00020101021226470012qrpayd.test01{:02}{invoice_id}0208SIMULATE52045812530349654{:02}{}5802MN5913QRPAYD BENCH6011ULAANBAATAR62240520{}6304ABCD",
