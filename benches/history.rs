@@ -1,9 +1,9 @@
 //! qrpayd's history benchmark: does the cost of what a till does grow with the history the
 //! store holds?
 //!
-//! Two daemons run in turn, each the release `qrpayd` binary as its own process on a private
-//! D-Bus broker hosted by this program, with the simulator as provider (the daemon, the calls
-//! and the figures come from `benches/common`, shared with `benches/checkout.rs`):
+//! Two daemons run side by side, each the release `qrpayd` binary as its own process on a
+//! private D-Bus broker hosted by this program, with the simulator as provider (the daemon, the
+//! calls and the figures come from `benches/common`, shared with `benches/checkout.rs`):
 //!
 //! 1. **Empty store**: a daemon on a fresh state directory.
 //! 2. **History store**: before its daemon starts, this program writes `H` past transactions
@@ -15,7 +15,9 @@
 //!    over the year before now. They are written in big SQL transactions; the time it takes and
 //!    the file's size are printed.
 //!
-//! On each daemon, measured over D-Bus with `qrpayd::dbus::client`, as a till does:
+//! On each daemon, measured over D-Bus with `qrpayd::dbus::client`, as a till does; the
+//! checkouts and the queries alternate between the two daemons (which one goes first too), so
+//! that whatever else the machine does at a moment weighs on both alike:
 //!
 //! - **Start-up**: from spawning `qrpayd run` to its log saying `qrpayd is ready` (the store
 //!   open and checked, the bus name owned, the open attempts resumed: when it tells systemd
@@ -38,7 +40,7 @@
 //! ```text
 //! cargo bench --bench history                          # 300 000 past transactions
 //! QRPAYD_BENCH_SHORT=1 cargo bench --bench history     # 20 000, 100 checkouts: a quick look
-//! QRPAYD_BENCH_HISTORY=1500000 cargo bench --bench history   # about 1 GB: the start-up figure
+//! QRPAYD_BENCH_HISTORY=500000 cargo bench --bench history    # about 1 GB: the start-up figure
 //! ```
 //!
 //! `QRPAYD_BENCH_HISTORY` sets `H`, `QRPAYD_BENCH_CHECKOUTS` `N` (default 500, short 100) and
@@ -108,10 +110,10 @@ async fn run() -> Harness<()> {
         if short { " (short mode)" } else { "" }
     );
 
-    println!("\n[1/3] empty store");
-    let empty = measure(&dir.path().join("empty"), checkouts, queries, None).await?;
+    println!("\n[1/4] a daemon on an empty store");
+    let mut empty = Running::start("empty", &dir.path().join("empty")).await?;
 
-    println!("\n[2/3] writing {history} past transactions");
+    println!("\n[2/4] writing {history} past transactions (the first daemon idles)");
     let home = dir.path().join("history");
     let database = home.join("state").join(Store::FILE_NAME);
     let started = Instant::now();
@@ -126,8 +128,40 @@ async fn run() -> Harness<()> {
         size as f64 / 1e6
     );
 
-    println!("\n[3/3] store with {history} past transactions");
-    let full = measure(&home, checkouts, queries, Some(samples)).await?;
+    println!("\n[3/4] a daemon on the store with {history} past transactions");
+    let mut full = Running::start("history", &home).await?;
+
+    println!("\n[4/4] {checkouts} checkouts and {queries} of each query, alternating");
+    for i in 0..checkouts {
+        let source_id = format!("bench-{i}");
+        let (first, second) = pair(&mut empty, &mut full, i);
+        first.timed_checkout(&source_id).await?;
+        second.timed_checkout(&source_id).await?;
+    }
+    let empty_samples = std::mem::take(&mut empty.made);
+    let mut empty_queries = Vec::with_capacity(queries);
+    let mut full_queries = Vec::with_capacity(queries);
+    let midnight = {
+        let now = Timestamp::now().0;
+        Timestamp(now - now.rem_euclid(24 * 3600 * 1000)).to_rfc3339()
+    };
+    for round in 0..queries {
+        let pick = |samples: &[Sample]| samples[round * 7919 % samples.len()].clone();
+        let (on_empty, on_full) = (pick(&empty_samples), pick(&samples));
+        for query in QUERIES {
+            let (a, b) = if round.is_multiple_of(2) {
+                let a = query.time(&empty.client, &on_empty, &midnight).await?;
+                (a, query.time(&full.client, &on_full, &midnight).await?)
+            } else {
+                let b = query.time(&full.client, &on_full, &midnight).await?;
+                (query.time(&empty.client, &on_empty, &midnight).await?, b)
+            };
+            empty_queries.push((query, a));
+            full_queries.push((query, b));
+        }
+    }
+    let empty = empty.finish(&empty_queries);
+    let full = full.finish(&full_queries);
 
     println!(
         "\n== qrpayd history benchmark summary ({history} past transactions, {:.0} MB) ==",
@@ -187,7 +221,7 @@ async fn run() -> Harness<()> {
 struct Figures {
     startup: Duration,
     checkout: Stats,
-    /// Each query's name and latencies, in a fixed order.
+    /// Each query's name and latencies, in the order of [`QUERIES`].
     queries: Vec<(&'static str, Stats)>,
 }
 
@@ -199,93 +233,132 @@ struct Sample {
     source_id: String,
 }
 
-/// Starts a daemon on `home` (its state directory may already hold a database), measures its
-/// start-up, checkouts and queries, and stops it. The queries ask about `samples`, or, when
-/// there are none, about the transactions the timed checkouts made.
-async fn measure(
-    home: &Path,
-    checkouts: usize,
-    queries: usize,
-    samples: Option<Vec<Sample>>,
-) -> Harness<Figures> {
-    let bus = start_bus(home)?;
-    let watcher = Client::connect(&BusAddress::parse(bus.address()))
-        .await
-        .map_err(|e| format!("connect to the private bus: {e}"))?;
-    let started = Instant::now();
-    let mut daemon = Daemon::spawn(
-        "history",
-        home,
-        bus.address(),
-        "MNT",
-        "",
-        SIMULATOR_PROVIDER,
-    )?;
-    if let Err(error) = watcher.wait_for_daemon(READY_TIMEOUT).await {
-        return Err(format!(
-            "the daemon did not take its bus name: {error}; its log:\n{}",
-            daemon.log_text()
-        ));
-    }
-    let name_owned = started.elapsed();
-    // The daemon logs this line once it has also resumed the open attempts: what it tells
-    // systemd with READY=1.
-    wait_for_log_line(&daemon, "qrpayd is ready").await?;
-    let startup = started.elapsed();
-    println!(
-        "  bus name owned {:.0} ms, ready {:.0} ms after the spawn",
-        ms(name_owned),
-        ms(startup)
-    );
-    let client = daemon.wait_ready(bus.address()).await?;
-    let stream = watcher
-        .watch()
-        .await
-        .map_err(|e| format!("subscribe to signals: {e}"))?;
-    let mut signals = Signals::spawn(stream);
+/// A daemon being measured, on its own bus.
+struct Running {
+    name: &'static str,
+    daemon: Daemon,
+    client: Client,
+    signals: Signals,
+    /// The connection the signals come on.
+    _watcher: Client,
+    startup: Duration,
+    /// The timed checkouts' latencies, in order.
+    latencies: Vec<Duration>,
+    /// The transactions the timed checkouts made.
+    made: Vec<Sample>,
+}
 
-    for i in 0..WARMUP_CHECKOUTS {
-        let reply = checkout(&client, &format!("warmup-{i}")).await?;
-        pay_and_wait_settled(&client, &mut signals, &reply).await?;
+/// The two daemons in the order a round uses them: the empty store's first in even rounds,
+/// the other's first in odd ones, so neither always runs right after the other.
+fn pair<'a>(
+    empty: &'a mut Running,
+    full: &'a mut Running,
+    round: usize,
+) -> (&'a mut Running, &'a mut Running) {
+    if round.is_multiple_of(2) {
+        (empty, full)
+    } else {
+        (full, empty)
     }
-    let mut latencies = Vec::with_capacity(checkouts);
-    let mut made = Vec::with_capacity(checkouts);
-    for i in 0..checkouts {
-        let source_id = format!("bench-{i}");
+}
+
+impl Running {
+    /// Starts a daemon on `home` (its state directory may already hold a database), measures
+    /// its start-up, and makes the warm-up checkouts.
+    async fn start(name: &'static str, home: &Path) -> Harness<Running> {
+        let bus = start_bus(home)?;
+        let watcher = Client::connect(&BusAddress::parse(bus.address()))
+            .await
+            .map_err(|e| format!("connect to the private bus: {e}"))?;
         let started = Instant::now();
-        let reply = checkout(&client, &source_id).await?;
-        latencies.push(started.elapsed());
-        pay_and_wait_settled(&client, &mut signals, &reply).await?;
-        made.push(Sample {
+        let mut daemon = Daemon::spawn(name, home, bus.address(), "MNT", "", SIMULATOR_PROVIDER)?;
+        if let Err(error) = watcher.wait_for_daemon(READY_TIMEOUT).await {
+            return Err(format!(
+                "the daemon did not take its bus name: {error}; its log:\n{}",
+                daemon.log_text()
+            ));
+        }
+        let name_owned = started.elapsed();
+        // The daemon logs this line once it has also resumed the open attempts: what it tells
+        // systemd with READY=1.
+        wait_for_log_line(&daemon, "qrpayd is ready").await?;
+        let startup = started.elapsed();
+        println!(
+            "  bus name owned {:.0} ms, ready {:.0} ms after the spawn",
+            ms(name_owned),
+            ms(startup)
+        );
+        let client = daemon.wait_ready(bus.address()).await?;
+        let stream = watcher
+            .watch()
+            .await
+            .map_err(|e| format!("subscribe to signals: {e}"))?;
+        let mut signals = Signals::spawn(stream);
+        for i in 0..WARMUP_CHECKOUTS {
+            let reply = checkout(&client, &format!("warmup-{i}")).await?;
+            pay_and_wait_settled(&client, &mut signals, &reply).await?;
+        }
+        Ok(Running {
+            name,
+            daemon,
+            client,
+            signals,
+            _watcher: watcher,
+            startup,
+            latencies: Vec::new(),
+            made: Vec::new(),
+        })
+    }
+
+    /// One timed checkout of `source_id`, then (not timed) its payment, until it settled and
+    /// nothing is open.
+    async fn timed_checkout(&mut self, source_id: &str) -> Harness<()> {
+        let started = Instant::now();
+        let reply = checkout(&self.client, source_id).await?;
+        self.latencies.push(started.elapsed());
+        pay_and_wait_settled(&self.client, &mut self.signals, &reply).await?;
+        self.made.push(Sample {
             id: field(&reply, "transaction_id")?,
             number: field(&reply, "transaction_number")?,
-            source_id,
+            source_id: source_id.to_owned(),
         });
+        Ok(())
     }
-    let block_p50s: Vec<String> = latencies
-        .chunks(100)
-        .map(|block| format!("{:.2}", ms(Stats::of(&mut block.to_vec()).p50)))
-        .collect();
-    let checkout = Stats::of(&mut latencies);
-    checkout.print("checkout");
-    println!(
-        "  checkout p50 (ms) by block of 100, in order: {}",
-        block_p50s.join(", ")
-    );
 
-    let samples = samples.unwrap_or(made);
-    let queries = time_queries(&client, &samples, queries).await?;
-    for (name, stats) in &queries {
-        stats.print(name);
+    /// Stops the daemon and prints and returns its figures, with the `queries` timed on it.
+    fn finish(mut self, queries: &[(&Query, Duration)]) -> Figures {
+        self.daemon.stop();
+        println!("\n  on the {} store:", self.name);
+        let block_p50s: Vec<String> = self
+            .latencies
+            .chunks(100)
+            .map(|block| format!("{:.2}", ms(Stats::of(&mut block.to_vec()).p50)))
+            .collect();
+        let checkout = Stats::of(&mut self.latencies);
+        checkout.print("checkout");
+        println!(
+            "  checkout p50 (ms) by block of 100, in order: {}",
+            block_p50s.join(", ")
+        );
+        let queries = QUERIES
+            .iter()
+            .map(|query| {
+                let mut times: Vec<Duration> = queries
+                    .iter()
+                    .filter(|(q, _)| q.name == query.name)
+                    .map(|(_, took)| *took)
+                    .collect();
+                let stats = Stats::of(&mut times);
+                stats.print(query.name);
+                (query.name, stats)
+            })
+            .collect();
+        Figures {
+            startup: self.startup,
+            checkout,
+            queries,
+        }
     }
-    drop(signals);
-    drop(client);
-    daemon.stop();
-    Ok(Figures {
-        startup,
-        checkout,
-        queries,
-    })
 }
 
 /// Polls the daemon's log every 5 ms until it holds `line`, for at most `READY_TIMEOUT`.
@@ -303,60 +376,84 @@ async fn wait_for_log_line(daemon: &Daemon, line: &str) -> Harness<()> {
     Ok(())
 }
 
-/// The queries a till makes, each timed `rounds` times on a different sample.
-async fn time_queries(
-    client: &Client,
-    samples: &[Sample],
-    rounds: usize,
-) -> Harness<Vec<(&'static str, Stats)>> {
-    let midnight = {
-        let now = Timestamp::now().0;
-        Timestamp(now - now.rem_euclid(24 * 3600 * 1000)).to_rfc3339()
-    };
-    let names = [
-        "status() (incl. PendingSync)",
-        "ListTransactions by source_id",
-        "GetTransaction by number",
-        "GetTransaction by id",
-        "CountTransactions since today",
-        "CountTransactions (all)",
-        "ListTransactions (newest 50)",
-    ];
-    let mut latencies: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); names.len()];
-    for round in 0..rounds {
-        let sample = &samples[round * 7919 % samples.len()];
-        for (which, times) in latencies.iter_mut().enumerate() {
-            let started = Instant::now();
-            let answer = match which {
-                0 => client.status().await,
-                1 => {
-                    let mut filter = Request::new();
-                    filter.insert("source_id".into(), Arg::from(sample.source_id.as_str()));
-                    let rows = client.list_transactions(&filter).await;
-                    rows.inspect(|rows| expect_rows(rows, 1, &sample.source_id))
-                }
-                2 => client.get_transaction(&sample.number).await,
-                3 => client.get_transaction(&sample.id).await,
-                4 => {
-                    let mut filter = Request::new();
-                    filter.insert("since".into(), Arg::from(midnight.as_str()));
-                    client.count_transactions(&filter).await.map(Value::from)
-                }
-                5 => client
-                    .count_transactions(&Request::new())
-                    .await
-                    .map(Value::from),
-                _ => client.list_transactions(&Request::new()).await,
-            };
-            times.push(started.elapsed());
-            answer.map_err(|e| format!("{} ({}): {e}", names[which], sample.number))?;
-        }
+/// A query a till makes.
+struct Query {
+    name: &'static str,
+    which: Which,
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Status,
+    ListBySource,
+    GetByNumber,
+    GetById,
+    CountToday,
+    CountAll,
+    ListNewest,
+}
+
+/// Every query timed, in the order they are printed.
+const QUERIES: &[Query] = &[
+    Query {
+        name: "status() (incl. PendingSync)",
+        which: Which::Status,
+    },
+    Query {
+        name: "ListTransactions by source_id",
+        which: Which::ListBySource,
+    },
+    Query {
+        name: "GetTransaction by number",
+        which: Which::GetByNumber,
+    },
+    Query {
+        name: "GetTransaction by id",
+        which: Which::GetById,
+    },
+    Query {
+        name: "CountTransactions since today",
+        which: Which::CountToday,
+    },
+    Query {
+        name: "CountTransactions (all)",
+        which: Which::CountAll,
+    },
+    Query {
+        name: "ListTransactions (newest 50)",
+        which: Which::ListNewest,
+    },
+];
+
+impl Query {
+    /// Asks this query about `sample` (`midnight`: today's start, RFC 3339) and times it.
+    async fn time(&self, client: &Client, sample: &Sample, midnight: &str) -> Harness<Duration> {
+        let started = Instant::now();
+        let answer = match self.which {
+            Which::Status => client.status().await,
+            Which::ListBySource => {
+                let mut filter = Request::new();
+                filter.insert("source_id".into(), Arg::from(sample.source_id.as_str()));
+                let rows = client.list_transactions(&filter).await;
+                rows.inspect(|rows| expect_rows(rows, 1, &sample.source_id))
+            }
+            Which::GetByNumber => client.get_transaction(&sample.number).await,
+            Which::GetById => client.get_transaction(&sample.id).await,
+            Which::CountToday => {
+                let mut filter = Request::new();
+                filter.insert("since".into(), Arg::from(midnight));
+                client.count_transactions(&filter).await.map(Value::from)
+            }
+            Which::CountAll => client
+                .count_transactions(&Request::new())
+                .await
+                .map(Value::from),
+            Which::ListNewest => client.list_transactions(&Request::new()).await,
+        };
+        let took = started.elapsed();
+        answer.map_err(|e| format!("{} ({}): {e}", self.name, sample.number))?;
+        Ok(took)
     }
-    Ok(names
-        .into_iter()
-        .zip(latencies)
-        .map(|(name, mut times)| (name, Stats::of(&mut times)))
-        .collect())
 }
 
 /// Warns when a list by `source_id` does not hold the one transaction of that source.
