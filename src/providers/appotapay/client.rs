@@ -256,7 +256,11 @@ impl Transport {
                 bytes: bytes.to_vec(),
             });
         }
-        Err(CallError::Refused(refusal_of(status, &bytes, retry_after)))
+        Err(CallError::Refused(refusal_of(
+            status.as_u16(),
+            &bytes,
+            retry_after,
+        )))
     }
 }
 
@@ -291,12 +295,13 @@ fn transport_error(error: reqwest::Error) -> CallError {
 
 /// Reads an error answer; a body in neither of AppotaPay's shapes still gives a refusal named
 /// after the status.
-fn refusal_of(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> Refusal {
+pub(super) fn refusal_of(status: u16, body: &[u8], retry_after: Option<Duration>) -> Refusal {
     let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-    let mut refusal = Refusal::from_body(status.as_u16(), &parsed, retry_after);
+    let mut refusal = Refusal::from_body(status, &parsed, retry_after);
     if refusal.message.is_empty() && refusal.code.is_none() {
-        refusal.message = status
-            .canonical_reason()
+        refusal.message = StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
             .unwrap_or("an error status")
             .to_owned();
     }

@@ -34,6 +34,7 @@
 //!   resolved by [`Provider::lookup_instrument_payment`], never by sending the card again.
 //! - **Payment list**: none in the seeds (the default `UNSUPPORTED`).
 
+pub mod answers;
 mod auth;
 mod card;
 mod client;
