@@ -25,6 +25,9 @@ pub const SIGNATURE_HEADER: &str = "X-Signature";
 /// The code that says "the value you sent is invalid" in the engine's vocabulary.
 pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
 
+/// What a redacted secret reads as.
+const REDACTED: &str = "[redacted]";
+
 /// How a call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum CallError {
@@ -75,11 +78,18 @@ impl Refusal {
         self.code.as_deref().and_then(|c| c.trim().parse().ok())
     }
 
-    /// Replaces every occurrence of each of `secrets` in the message (a provider that echoes
-    /// a card number must not put it into an error).
+    /// Replaces every occurrence of each of `secrets` in the message, the code and the field
+    /// names (a provider that echoes a card number must not put it into an error, wherever it
+    /// echoes it; found by the property run: a card number sent back as the error code).
     pub fn redact(mut self, secrets: &[&str]) -> Refusal {
         for secret in secrets.iter().filter(|s| s.len() >= 4) {
-            self.message = self.message.replace(secret, "[redacted]");
+            self.message = self.message.replace(secret, REDACTED);
+            if let Some(code) = &mut self.code {
+                *code = code.replace(secret, REDACTED);
+            }
+            for field in &mut self.fields {
+                *field = field.replace(secret, REDACTED);
+            }
         }
         self
     }
@@ -417,6 +427,20 @@ mod tests {
         let text = refusal.into_error(None).to_string();
         assert!(!text.contains("9704000000000018"), "{text}");
         assert!(text.contains("sourceOfFunds.card.cardNumber"), "{text}");
+    }
+
+    /// Found by the property run (`tests/parsers`): a card number AppotaPay sends back as the
+    /// error code reached the error's text, since only the message was redacted.
+    #[test]
+    fn a_card_number_echoed_as_the_error_code_is_redacted() {
+        let body: ErrorBody = serde_json::from_str(
+            r#"{"errorCode":"9704000000000018","message":"m","errors":[{"field":"9704000000000018"}]}"#,
+        )
+        .expect("body");
+        let refusal = Refusal::from_body(400, &body, None).redact(&["9704000000000018"]);
+        let text = refusal.into_error(None).to_string();
+        assert!(!text.contains("9704000000000018"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
     }
 
     #[test]
