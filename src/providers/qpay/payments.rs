@@ -69,13 +69,16 @@ fn claim_key(payment_id: &str) -> String {
     format!("refund-claim/{payment_id}")
 }
 
-/// The day of a moment in Mongolia.
+/// The day of a moment in Mongolia; `None` past the calendar's end (found by the property
+/// run: `to_offset` panicked on a payment dated `9999-12-31T23:59:59Z`, already the year
+/// 10000 in Ulaanbaatar).
 fn mongolian_date(at: Timestamp) -> Option<time::Date> {
     let offset = time::UtcOffset::from_whole_seconds(MONGOLIA_OFFSET_SECONDS).ok()?;
     let nanos = i128::from(at.0) * 1_000_000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
-        .map(|t| t.to_offset(offset).date())
+        .and_then(|t| t.checked_to_offset(offset))
+        .map(|t| t.date())
 }
 
 /// QPay's dates: RFC 3339 (`2020-10-19T08:58:46.641Z`); a date and time without an offset is
@@ -649,5 +652,26 @@ mod tests {
             Some(time::macros::date!(2020 - 10 - 20))
         );
         assert_eq!(parse_qpay_date("yesterday"), None);
+    }
+
+    /// Found by the property run (`tests/parsers`): a payment dated at the calendar's last
+    /// second panicked the check and the listing, in `to_offset` (Mongolia is already in the
+    /// year 10000 then).
+    #[test]
+    fn a_payment_dated_9999_12_31_is_read_without_panicking() {
+        let end = parse_qpay_date("9999-12-31T23:59:59Z").expect("rfc3339");
+        assert_eq!(mongolian_date(end), None);
+        let page = br#"{"count": 1, "rows": [{"payment_id": "P1", "payment_status": "PAID",
+            "payment_amount": "100", "payment_date": "9999-12-31T23:59:59Z"}]}"#;
+        let check =
+            super::super::answers::check_pages(&[page], Some(Decimal::from(100))).expect("read");
+        assert_eq!(check.payments.len(), 1);
+        let listed = super::super::answers::payment_list_pages(
+            &[page],
+            time::macros::date!(2020 - 10 - 19),
+            "CODE",
+        )
+        .expect("read");
+        assert!(listed.is_empty());
     }
 }
