@@ -198,7 +198,13 @@ pub(super) fn check_result(
                 row.payment_id
             ))
         })?;
-        paid += amount;
+        // Found by the property run: two payments near `Decimal::MAX` overflowed `+=`, which
+        // panics. QPay cannot hold that much money: its answer is nonsense.
+        paid = paid.checked_add(amount).ok_or_else(|| {
+            ProviderError::Unavailable(
+                "QPay reports payments adding up to more than any amount".to_owned(),
+            )
+        })?;
         payments.push(ProviderPayment {
             payment_id: row.payment_id.clone(),
             amount,
@@ -652,6 +658,18 @@ mod tests {
             Some(time::macros::date!(2020 - 10 - 20))
         );
         assert_eq!(parse_qpay_date("yesterday"), None);
+    }
+
+    /// Found by the property run (`tests/parsers`): payments adding up past the largest
+    /// decimal panicked the check (`+=` on `Decimal` overflows by panicking).
+    #[test]
+    fn payments_adding_up_past_the_largest_decimal_are_unavailable_not_a_panic() {
+        let page = br#"{"count": 2, "rows": [
+            {"payment_id": "P1", "payment_status": "PAID", "payment_amount": 79228162514264337593543950335},
+            {"payment_id": "P2", "payment_status": "PAID", "payment_amount": "1"}]}"#;
+        let error = super::super::answers::check_pages(&[page], Some(Decimal::from(100)))
+            .expect_err("nonsense");
+        assert!(matches!(error, ProviderError::Unavailable(_)), "{error}");
     }
 
     /// Found by the property run (`tests/parsers`): a payment dated at the calendar's last
