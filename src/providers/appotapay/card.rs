@@ -502,13 +502,10 @@ pub(super) fn card_created_answer(
         ));
     };
     if transaction.status == Some(OrderStatus::Error) {
-        let refusal = Refusal {
-            status: 200,
-            code: transaction.error_code.clone(),
-            message: transaction.error_message.clone().unwrap_or_default(),
-            fields: Vec::new(),
-            retry_after: None,
-        };
+        let refusal = Refusal::in_transaction(
+            transaction.error_code.as_deref(),
+            transaction.error_message.as_deref(),
+        );
         return Err(card_refusal(refusal.redact(secrets)));
     }
     let url = parsed

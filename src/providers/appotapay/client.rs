@@ -73,6 +73,20 @@ impl Refusal {
         }
     }
 
+    /// A refusal a 2xx answer reports in its transaction (`status` `error`), its texts made safe
+    /// as an error body's are (found by the property run: a control character or an unbounded
+    /// text of the transaction went into the error, and from there into the till's error and
+    /// the attempt's failure).
+    pub fn in_transaction(code: Option<&str>, message: Option<&str>) -> Refusal {
+        Refusal {
+            status: 200,
+            code: code.map(clean).filter(|c| !c.is_empty()),
+            message: message.map(clean).unwrap_or_default(),
+            fields: Vec::new(),
+            retry_after: None,
+        }
+    }
+
     /// AppotaPay's code as a number, when it is one.
     pub fn number(&self) -> Option<u32> {
         self.code.as_deref().and_then(|c| c.trim().parse().ok())
