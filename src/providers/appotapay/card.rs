@@ -367,28 +367,7 @@ impl Inner {
                 CallError::Refused(refusal) => card_refusal(refusal.redact(&secrets)),
                 CallError::Failed(error) => error,
             })?;
-        let parsed: GatewayAnswer = parse_json("the card payment", &answer.bytes)?;
-        let Some(transaction) = parsed.transaction else {
-            let body: ErrorBody = serde_json::from_slice(&answer.bytes).unwrap_or_default();
-            return Err(card_refusal(
-                Refusal::from_body(200, &body, None).redact(&secrets),
-            ));
-        };
-        if transaction.status == Some(OrderStatus::Error) {
-            let refusal = Refusal {
-                status: 200,
-                code: transaction.error_code.clone(),
-                message: transaction.error_message.clone().unwrap_or_default(),
-                fields: Vec::new(),
-                retry_after: None,
-            };
-            return Err(card_refusal(refusal.redact(&secrets)));
-        }
-        let url = parsed
-            .authentication
-            .and_then(|a| a.verification_url)
-            .unwrap_or_default();
-        let url = check_verification_url(&url)?;
+        let invoice = card_created_answer(&answer.bytes, &invoice_id, &secrets)?;
         tracing::info!(
             provider = "appotapay",
             attempt_id = %request.attempt_id,
@@ -398,12 +377,6 @@ impl Inner {
             last4 = card.last4(),
             "AppotaPay card payment created; waiting for the customer's OTP"
         );
-        let invoice = Invoice {
-            invoice_id,
-            qr_text: url.clone(),
-            short_url: Some(url),
-            deep_links: Vec::new(),
-        };
         self.journal.record(&invoice).await;
         Ok(invoice)
     }
@@ -456,20 +429,7 @@ impl Inner {
             .send(Method::GET, self.card_base_url(), &path, None)
             .await
             .map_err(|e| e.into_error(Some(&object)))?;
-        let parsed: GatewayAnswer = parse_json("the card payment status", &answer.bytes)?;
-        let Some(transaction) = parsed.transaction.filter(|t| t.status.is_some()) else {
-            let body: ErrorBody = serde_json::from_slice(&answer.bytes).unwrap_or_default();
-            return Err(Refusal::from_body(200, &body, None).into_error(Some(&object)));
-        };
-        status_result(
-            transaction.status.unwrap_or(OrderStatus::Pending),
-            transaction.transaction_id,
-            // The merchant's money is the order amount; `amount` adds the customer's fee.
-            transaction.order_amount.or(transaction.amount),
-            transaction.updated_at.as_deref(),
-            transaction.error_code,
-            transaction.error_message,
-        )
+        card_status_answer(&answer.bytes, &object)
     }
 
     /// The amount as AppotaPay's integer, after the checks seed 004 allows before sending.
@@ -526,8 +486,62 @@ impl Inner {
     }
 }
 
+/// The 2xx answer to a card payment's create, made as `invoice_id` (`card:<order id>`): the
+/// one reading of it, for the provider and the property run. An error in it is a refusal, with
+/// every one of `secrets` (the card's numbers) redacted from its message.
+pub(super) fn card_created_answer(
+    bytes: &[u8],
+    invoice_id: &str,
+    secrets: &[&str],
+) -> Result<Invoice, ProviderError> {
+    let parsed: GatewayAnswer = parse_json("the card payment", bytes)?;
+    let Some(transaction) = parsed.transaction else {
+        let body: ErrorBody = serde_json::from_slice(bytes).unwrap_or_default();
+        return Err(card_refusal(
+            Refusal::from_body(200, &body, None).redact(secrets),
+        ));
+    };
+    if transaction.status == Some(OrderStatus::Error) {
+        let refusal = Refusal::in_transaction(
+            transaction.error_code.as_deref(),
+            transaction.error_message.as_deref(),
+        );
+        return Err(card_refusal(refusal.redact(secrets)));
+    }
+    let url = parsed
+        .authentication
+        .and_then(|a| a.verification_url)
+        .unwrap_or_default();
+    let url = check_verification_url(&url)?;
+    Ok(Invoice {
+        invoice_id: invoice_id.to_owned(),
+        qr_text: url.clone(),
+        short_url: Some(url),
+        deep_links: Vec::new(),
+    })
+}
+
+/// The 2xx answer to the status query about card payment `object`: where it stands. An
+/// answer without a status is an error body.
+pub(super) fn card_status_answer(bytes: &[u8], object: &str) -> Result<CheckResult, ProviderError> {
+    let parsed: GatewayAnswer = parse_json("the card payment status", bytes)?;
+    let Some(transaction) = parsed.transaction.filter(|t| t.status.is_some()) else {
+        let body: ErrorBody = serde_json::from_slice(bytes).unwrap_or_default();
+        return Err(Refusal::from_body(200, &body, None).into_error(Some(object)));
+    };
+    status_result(
+        transaction.status.unwrap_or(OrderStatus::Pending),
+        transaction.transaction_id,
+        // The merchant's money is the order amount; `amount` adds the customer's fee.
+        transaction.order_amount.or(transaction.amount),
+        transaction.updated_at.as_deref(),
+        transaction.error_code,
+        transaction.error_message,
+    )
+}
+
 /// A card payment's refusal: the common table, and seed 004's codes spelled out.
-fn card_refusal(refusal: Refusal) -> ProviderError {
+pub(super) fn card_refusal(refusal: Refusal) -> ProviderError {
     match refusal.number() {
         Some(30) => ProviderError::Rejected {
             code: "30".to_owned(),

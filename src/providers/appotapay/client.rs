@@ -25,6 +25,9 @@ pub const SIGNATURE_HEADER: &str = "X-Signature";
 /// The code that says "the value you sent is invalid" in the engine's vocabulary.
 pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
 
+/// What a redacted secret reads as.
+const REDACTED: &str = "[redacted]";
+
 /// How a call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum CallError {
@@ -70,16 +73,37 @@ impl Refusal {
         }
     }
 
+    /// A refusal a 2xx answer reports in its transaction (`status` `error`), its texts made safe
+    /// as an error body's are (found by the property run: a control character or an unbounded
+    /// text of the transaction went into the error, and from there into the till's error and
+    /// the attempt's failure).
+    pub fn in_transaction(code: Option<&str>, message: Option<&str>) -> Refusal {
+        Refusal {
+            status: 200,
+            code: code.map(clean).filter(|c| !c.is_empty()),
+            message: message.map(clean).unwrap_or_default(),
+            fields: Vec::new(),
+            retry_after: None,
+        }
+    }
+
     /// AppotaPay's code as a number, when it is one.
     pub fn number(&self) -> Option<u32> {
         self.code.as_deref().and_then(|c| c.trim().parse().ok())
     }
 
-    /// Replaces every occurrence of each of `secrets` in the message (a provider that echoes
-    /// a card number must not put it into an error).
+    /// Replaces every occurrence of each of `secrets` in the message, the code and the field
+    /// names (a provider that echoes a card number must not put it into an error, wherever it
+    /// echoes it; found by the property run: a card number sent back as the error code).
     pub fn redact(mut self, secrets: &[&str]) -> Refusal {
         for secret in secrets.iter().filter(|s| s.len() >= 4) {
-            self.message = self.message.replace(secret, "[redacted]");
+            self.message = self.message.replace(secret, REDACTED);
+            if let Some(code) = &mut self.code {
+                *code = code.replace(secret, REDACTED);
+            }
+            for field in &mut self.fields {
+                *field = field.replace(secret, REDACTED);
+            }
         }
         self
     }
@@ -256,7 +280,11 @@ impl Transport {
                 bytes: bytes.to_vec(),
             });
         }
-        Err(CallError::Refused(refusal_of(status, &bytes, retry_after)))
+        Err(CallError::Refused(refusal_of(
+            status.as_u16(),
+            &bytes,
+            retry_after,
+        )))
     }
 }
 
@@ -291,12 +319,13 @@ fn transport_error(error: reqwest::Error) -> CallError {
 
 /// Reads an error answer; a body in neither of AppotaPay's shapes still gives a refusal named
 /// after the status.
-fn refusal_of(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> Refusal {
+pub(super) fn refusal_of(status: u16, body: &[u8], retry_after: Option<Duration>) -> Refusal {
     let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-    let mut refusal = Refusal::from_body(status.as_u16(), &parsed, retry_after);
+    let mut refusal = Refusal::from_body(status, &parsed, retry_after);
     if refusal.message.is_empty() && refusal.code.is_none() {
-        refusal.message = status
-            .canonical_reason()
+        refusal.message = StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
             .unwrap_or("an error status")
             .to_owned();
     }
@@ -412,6 +441,20 @@ mod tests {
         let text = refusal.into_error(None).to_string();
         assert!(!text.contains("9704000000000018"), "{text}");
         assert!(text.contains("sourceOfFunds.card.cardNumber"), "{text}");
+    }
+
+    /// Found by the property run (`tests/parsers`): a card number AppotaPay sends back as the
+    /// error code reached the error's text, since only the message was redacted.
+    #[test]
+    fn a_card_number_echoed_as_the_error_code_is_redacted() {
+        let body: ErrorBody = serde_json::from_str(
+            r#"{"errorCode":"9704000000000018","message":"m","errors":[{"field":"9704000000000018"}]}"#,
+        )
+        .expect("body");
+        let refusal = Refusal::from_body(400, &body, None).redact(&["9704000000000018"]);
+        let text = refusal.into_error(None).to_string();
+        assert!(!text.contains("9704000000000018"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
     }
 
     #[test]

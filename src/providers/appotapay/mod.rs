@@ -35,6 +35,7 @@
 //!   resolved by [`Provider::lookup_instrument_payment`], never by sending the card again.
 //! - **Payment list**: none in the seeds (the default `UNSUPPORTED`).
 
+pub mod answers;
 mod auth;
 mod card;
 mod client;
@@ -421,7 +422,11 @@ fn status_result(
             (InvoiceState::Paid, vec![payment], or(message, "paid"))
         }
         OrderStatus::Error => {
-            let code = error_code.clone().unwrap_or_else(|| "error".to_owned());
+            let code = error_code
+                .as_deref()
+                .map(client::clean)
+                .filter(|code| !code.is_empty())
+                .unwrap_or_else(|| "error".to_owned());
             let message = or(message, "the payment failed");
             (
                 InvoiceState::Failed {
@@ -520,6 +525,40 @@ mod tests {
             status_result(OrderStatus::parse("frozen"), None, None, None, None, None),
             Err(ProviderError::Unavailable(_))
         ));
+    }
+
+    /// Found by the property run (`tests/parsers`): the texts of a transaction reported as
+    /// `error` reached the error and the failure unfiltered (control characters, any length),
+    /// while an error body's are cleaned.
+    #[test]
+    fn an_error_in_a_2xx_answer_is_cleaned_like_an_error_body() {
+        let long = "x".repeat(5000);
+        let body = format!(
+            r#"{{"transaction":{{"status":"error","error_code":"3\u000b3","error_message":"bad\nline{long}"}},"payment_info":{{}}}}"#
+        );
+        let error = answers::order_created(body.as_bytes(), "Q1").expect_err("refused");
+        let text = error.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.len() < 1000, "{} bytes", text.len());
+        let card =
+            br#"{"transaction":{"status":"error","errorCode":"\u0000","errorMessage":"a\rb"}}"#;
+        let text = answers::card_payment_created(card, "Q1", &[])
+            .expect_err("refused")
+            .to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        let status =
+            br#"{"order_id":"Q1","status":"error","error_code":"3\u000b3","error_message":"m\n"}"#;
+        let check = answers::order_status(status, "Q1").expect("read");
+        assert!(
+            !check.code.chars().any(char::is_control),
+            "{:?}",
+            check.code
+        );
+        assert!(
+            !check.message.chars().any(char::is_control),
+            "{:?}",
+            check.message
+        );
     }
 
     #[test]

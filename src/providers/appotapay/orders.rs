@@ -7,7 +7,9 @@
 use reqwest::Method;
 
 use super::client::{CallError, Refusal, encode_component, parse_json};
-use super::model::{CreateAnswer, CreateOrder, ErrorBody, OrderStatus, StatusAnswer};
+use super::model::{
+    CreateAnswer, CreateOrder, ErrorBody, OrderStatus, PosTransaction, StatusAnswer,
+};
 use super::qr::qr_text;
 use super::{Inner, MIN_AMOUNT_VND, invalid_argument, status_result};
 use crate::domain::Currency;
@@ -55,60 +57,19 @@ impl Inner {
             }
             Err(error) => return Err(error.into_error(None)),
         };
-        let parsed: CreateAnswer = parse_json("the order create", &answer.bytes)?;
-        let (Some(transaction), Some(payment_info)) = (parsed.transaction, parsed.payment_info)
-        else {
-            // An error body in a 2xx answer.
-            let body: ErrorBody = serde_json::from_slice(&answer.bytes).unwrap_or_default();
-            let refusal = Refusal::from_body(200, &body, None);
-            if refusal.number() == Some(30) {
-                return self.resolve_duplicate(request).await;
-            }
-            if refusal.code.is_none() {
-                return Err(ProviderError::Unavailable(
-                    "AppotaPay's create answer has neither the order nor an error code".to_owned(),
-                ));
-            }
-            return Err(refusal.into_error(None));
-        };
-        if let Some(other) = &transaction.partner_ref_id
-            && !other.is_empty()
-            && other != partner_ref_id
-        {
-            return Err(ProviderError::Unavailable(
-                "AppotaPay answered the create with another order".to_owned(),
-            ));
-        }
-        if transaction.status == Some(OrderStatus::Error) {
-            let refusal = Refusal {
-                status: 200,
-                code: transaction.error_code.clone(),
-                message: transaction.error_message.clone().unwrap_or_default(),
-                fields: Vec::new(),
-                retry_after: None,
-            };
-            return Err(refusal.into_error(None));
-        }
-        let content = payment_info.qr_content.unwrap_or_default();
-        let qr_text = qr_text(&content).map_err(|e| ProviderError::Rejected {
-            code: "INVALID_QR".to_owned(),
-            message: e.to_string(),
-        })?;
-        let short_url = payment_info
-            .qr_url
-            .filter(|url| url.starts_with("https://") && !url.contains(char::is_whitespace));
-        let invoice = Invoice {
-            invoice_id: partner_ref_id.to_owned(),
-            qr_text,
-            short_url,
-            deep_links: Vec::new(),
+        let (invoice, transaction_id) = match created_answer(&answer.bytes, partner_ref_id)? {
+            OrderCreated::Made {
+                invoice,
+                transaction_id,
+            } => (invoice, transaction_id),
+            OrderCreated::Duplicate => return self.resolve_duplicate(request).await,
         };
         self.journal.record(&invoice).await;
         tracing::info!(
             provider = "appotapay",
             attempt_id = %request.attempt_id,
             invoice_id = %invoice.invoice_id,
-            transaction_id = transaction.transaction_id.as_deref().unwrap_or(""),
+            transaction_id = transaction_id.as_deref().unwrap_or(""),
             "AppotaPay order created"
         );
         Ok(invoice)
@@ -173,19 +134,10 @@ impl Inner {
         &self,
         partner_ref_id: &str,
     ) -> Result<CheckResult, ProviderError> {
-        let transaction = self.status(partner_ref_id).await?;
-        status_result(
-            transaction.status.unwrap_or(OrderStatus::Pending),
-            transaction.transaction_id,
-            transaction.amount,
-            transaction.paid_at.as_deref(),
-            transaction.error_code,
-            transaction.error_message,
-        )
+        pos_check(self.status(partner_ref_id).await?)
     }
 
-    /// `GET /api/v2/partner/orders/transaction/{partner_ref_id}`; an answer without a status is
-    /// an error body (code 36 is `NotFound`).
+    /// `GET /api/v2/partner/orders/transaction/{partner_ref_id}` (see [`status_answer`]).
     async fn status(
         &self,
         partner_ref_id: &str,
@@ -197,19 +149,7 @@ impl Inner {
             .send(Method::GET, &self.settings.base_url, &path, None)
             .await
             .map_err(|e| e.into_error(Some(&object)))?;
-        let parsed: StatusAnswer = parse_json("the order status", &answer.bytes)?;
-        let transaction = parsed.into_transaction();
-        if transaction.status.is_none() {
-            let body: ErrorBody = serde_json::from_slice(&answer.bytes).unwrap_or_default();
-            let refusal = Refusal::from_body(200, &body, None);
-            if refusal.code.is_none() {
-                return Err(ProviderError::Unavailable(
-                    "AppotaPay's status answer has no status".to_owned(),
-                ));
-            }
-            return Err(refusal.into_error(Some(&object)));
-        }
-        Ok(transaction)
+        status_answer(&answer.bytes, &object)
     }
 
     /// The checks AppotaPay's limits call for, before anything is sent; the amount as
@@ -241,6 +181,105 @@ impl Inner {
             )),
         }
     }
+}
+
+/// What a 2xx answer to an order create says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderCreated {
+    /// The order, and the QR the customer pays.
+    Made {
+        invoice: Invoice,
+        /// AppotaPay's id for it, for the log.
+        transaction_id: Option<String>,
+    },
+    /// An error body with code 30: AppotaPay has an order with this `partner_ref_id` already.
+    Duplicate,
+}
+
+/// The 2xx answer to the create of order `partner_ref_id`: the one reading of it, for the
+/// provider and the property run. An error body inside it is a refusal, or
+/// [`OrderCreated::Duplicate`].
+pub(super) fn created_answer(
+    bytes: &[u8],
+    partner_ref_id: &str,
+) -> Result<OrderCreated, ProviderError> {
+    let parsed: CreateAnswer = parse_json("the order create", bytes)?;
+    let (Some(transaction), Some(payment_info)) = (parsed.transaction, parsed.payment_info) else {
+        // An error body in a 2xx answer.
+        let body: ErrorBody = serde_json::from_slice(bytes).unwrap_or_default();
+        let refusal = Refusal::from_body(200, &body, None);
+        if refusal.number() == Some(30) {
+            return Ok(OrderCreated::Duplicate);
+        }
+        if refusal.code.is_none() {
+            return Err(ProviderError::Unavailable(
+                "AppotaPay's create answer has neither the order nor an error code".to_owned(),
+            ));
+        }
+        return Err(refusal.into_error(None));
+    };
+    if let Some(other) = &transaction.partner_ref_id
+        && !other.is_empty()
+        && other != partner_ref_id
+    {
+        return Err(ProviderError::Unavailable(
+            "AppotaPay answered the create with another order".to_owned(),
+        ));
+    }
+    if transaction.status == Some(OrderStatus::Error) {
+        let refusal = Refusal::in_transaction(
+            transaction.error_code.as_deref(),
+            transaction.error_message.as_deref(),
+        );
+        return Err(refusal.into_error(None));
+    }
+    let content = payment_info.qr_content.unwrap_or_default();
+    let qr_text = qr_text(&content).map_err(|e| ProviderError::Rejected {
+        code: "INVALID_QR".to_owned(),
+        message: e.to_string(),
+    })?;
+    let short_url = payment_info
+        .qr_url
+        .filter(|url| url.starts_with("https://") && !url.contains(char::is_whitespace));
+    Ok(OrderCreated::Made {
+        invoice: Invoice {
+            invoice_id: partner_ref_id.to_owned(),
+            qr_text,
+            short_url,
+            deep_links: Vec::new(),
+        },
+        transaction_id: transaction.transaction_id,
+    })
+}
+
+/// The 2xx answer to the status query about `object` (`order X`): the order's transaction,
+/// nested or flat. An answer without a status is an error body (code 36 is `NotFound`).
+pub(super) fn status_answer(bytes: &[u8], object: &str) -> Result<PosTransaction, ProviderError> {
+    let parsed: StatusAnswer = parse_json("the order status", bytes)?;
+    let transaction = parsed.into_transaction();
+    if transaction.status.is_none() {
+        let body: ErrorBody = serde_json::from_slice(bytes).unwrap_or_default();
+        let refusal = Refusal::from_body(200, &body, None);
+        if refusal.code.is_none() {
+            return Err(ProviderError::Unavailable(
+                "AppotaPay's status answer has no status".to_owned(),
+            ));
+        }
+        return Err(refusal.into_error(Some(object)));
+    }
+    Ok(transaction)
+}
+
+/// Where a POS order stands, from its transaction.
+pub(super) fn pos_check(transaction: PosTransaction) -> Result<CheckResult, ProviderError> {
+    status_result(
+        transaction.status.unwrap_or(OrderStatus::Pending),
+        transaction.transaction_id,
+        transaction.amount,
+        transaction.paid_at.as_deref(),
+        transaction.error_code,
+        transaction.error_message,
+    )
 }
 
 fn check_partner_ref_id(id: &str) -> Result<(), ProviderError> {

@@ -14,6 +14,7 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::answers::TokenLifetimes;
 use super::client::{CallError, Credentials, Transport, parse_json};
 use super::model::TokenReply;
 use super::state::StateStore;
@@ -30,7 +31,7 @@ const STATE_KEY: &str = "tokens";
 
 /// A pair of tokens and when to renew them (Unix seconds).
 #[derive(Clone)]
-struct Tokens {
+pub(super) struct Tokens {
     access: SecretString,
     refresh: Option<SecretString>,
     access_expires_at: i64,
@@ -175,9 +176,9 @@ impl TokenKeeper {
             }
             Err(error) => return Err(error.into_error(None)),
         };
-        let reply: TokenReply = parse_json("/v2/auth/token", &bytes)?;
+        let tokens = token_answer("/v2/auth/token", &bytes, None, now)?;
         tracing::info!(provider = "qpay", "QPay issued a new access token");
-        Ok(tokens_of(reply, None, now))
+        Ok(tokens)
     }
 
     async fn refresh(
@@ -195,10 +196,10 @@ impl TokenKeeper {
                 transport.timeout(),
             )
             .await?;
-        let reply: TokenReply =
-            parse_json("/v2/auth/refresh", &bytes).map_err(CallError::Failed)?;
+        let tokens = token_answer("/v2/auth/refresh", &bytes, Some(refresh), now)
+            .map_err(CallError::Failed)?;
         tracing::info!(provider = "qpay", "QPay refreshed the access token");
-        Ok(tokens_of(reply, Some(refresh), now))
+        Ok(tokens)
     }
 
     /// Holds and stores fresh tokens; returns the access token.
@@ -255,6 +256,30 @@ impl TokenKeeper {
                 "the stored QPay token was issued for another host or client; ignoring it"
             ),
             Err(_) => tracing::warn!(provider = "qpay", "the stored QPay token is unreadable"),
+        }
+    }
+}
+
+/// The tokens of the answer `bytes` to `path` (`/v2/auth/token` or `/v2/auth/refresh`),
+/// received at `now`: the one reading of a token answer, for the keeper and the property run.
+pub(super) fn token_answer(
+    path: &str,
+    bytes: &[u8],
+    previous_refresh: Option<&SecretString>,
+    now: i64,
+) -> Result<Tokens, ProviderError> {
+    let reply: TokenReply = parse_json(path, bytes)?;
+    Ok(tokens_of(reply, previous_refresh, now))
+}
+
+impl Tokens {
+    /// When the tokens expire and are renewed: everything about them but the secrets.
+    pub(super) fn lifetimes(&self) -> TokenLifetimes {
+        TokenLifetimes {
+            access_expires_at: self.access_expires_at,
+            renew_at: self.renew_at,
+            refresh_expires_at: self.refresh_expires_at,
+            has_refresh_token: self.refresh.is_some(),
         }
     }
 }

@@ -174,7 +174,11 @@ impl Transport {
         if status.is_success() {
             return Ok(bytes.to_vec());
         }
-        Err(CallError::Refused(refusal_of(status, &bytes, retry_after)))
+        Err(CallError::Refused(refusal_of(
+            status.as_u16(),
+            &bytes,
+            retry_after,
+        )))
     }
 }
 
@@ -220,7 +224,7 @@ enum ErrorField {
 
 /// Reads an error answer. A body that is not one of QPay's shapes still gives a refusal named
 /// after the status.
-fn refusal_of(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> Refusal {
+pub(super) fn refusal_of(status: u16, body: &[u8], retry_after: Option<Duration>) -> Refusal {
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
     let (code, message, details, invoice_id) = match parsed {
         Some(body) => {
@@ -251,18 +255,19 @@ fn refusal_of(status: StatusCode, body: &[u8], retry_after: Option<Duration>) ->
     let code = code
         .map(|c| clean(&c))
         .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| format!("HTTP_{}", status.as_u16()));
+        .unwrap_or_else(|| format!("HTTP_{status}"));
     let message = message
         .map(|m| clean(&m))
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| {
-            status
-                .canonical_reason()
+            StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
                 .unwrap_or("an error status")
                 .to_owned()
         });
     Refusal {
-        status: status.as_u16(),
+        status,
         code,
         message,
         retry_after,
@@ -370,21 +375,21 @@ mod tests {
     #[test]
     fn both_error_shapes_give_code_and_message() {
         let flat = refusal_of(
-            StatusCode::BAD_REQUEST,
+            400,
             br#"{"error":"PAYMENT_SETTLED","message":"PAYMENT_SETTLED"}"#,
             None,
         );
         assert_eq!(flat.code, "PAYMENT_SETTLED");
         assert_eq!(flat.message, "PAYMENT_SETTLED");
         let nested = refusal_of(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            422,
             br#"{"error":{"code":"INVALID_REQUEST","message":"Invoice amount must be greater than 0","details":{"invoice_id":"inv-1"}}}"#,
             None,
         );
         assert_eq!(nested.code, "INVALID_REQUEST");
         assert_eq!(nested.message, "Invoice amount must be greater than 0");
         assert_eq!(nested.invoice_id.as_deref(), Some("inv-1"));
-        let garbage = refusal_of(StatusCode::BAD_GATEWAY, b"<html>oops</html>", None);
+        let garbage = refusal_of(502, b"<html>oops</html>", None);
         assert_eq!(garbage.code, "HTTP_502");
         assert_eq!(garbage.message, "Bad Gateway");
     }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::client::{CallError, Refusal};
+use super::client::{CallError, Refusal, parse_json};
 use super::model::{InvoiceCreated, InvoiceLine, InvoiceRequest, WireDecimal};
 use super::{Inner, lock, segment};
 use crate::domain::{Currency, DeepLink, Item, Timestamp};
@@ -234,11 +234,11 @@ impl Inner {
         let amount = wire.amount.map(|a| a.0).unwrap_or_default();
         let answer = self
             .api
-            .call_json::<InvoiceCreated>(Method::POST, "/v2/invoice", Some(&body), grace)
-            .await;
+            .call(Method::POST, CREATE_PATH, Some(&body), grace)
+            .await
+            .and_then(|bytes| created_answer(&bytes).map_err(CallError::Failed));
         match answer {
-            Ok(created) => {
-                let invoice = invoice_of(created);
+            Ok(invoice) => {
                 self.remember(&wire.sender_invoice_no, &invoice, amount)
                     .await;
                 tracing::info!(
@@ -417,6 +417,16 @@ fn lines_of(items: &[Item], amount: Decimal) -> Vec<InvoiceLine> {
             taxes: Vec::new(),
         })
         .collect()
+}
+
+/// Where invoices are created.
+const CREATE_PATH: &str = "/v2/invoice";
+
+/// The invoice in QPay's answer to `POST /v2/invoice`: the one reading of that answer, for the
+/// provider and the property run. JSON that is not the answer is `Unavailable` (the outcome is
+/// unknown).
+pub(super) fn created_answer(bytes: &[u8]) -> Result<Invoice, ProviderError> {
+    parse_json::<InvoiceCreated>(CREATE_PATH, bytes).map(invoice_of)
 }
 
 /// What the engine keeps of QPay's answer.

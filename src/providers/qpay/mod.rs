@@ -25,6 +25,7 @@
 //! - A refund records which payment its key chose before it is sent, and a payment already
 //!   refunded (or voided) under that key counts as done.
 
+pub mod answers;
 mod auth;
 mod client;
 mod invoice;

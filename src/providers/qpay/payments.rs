@@ -8,7 +8,7 @@
 //! `DELETE /v2/payment/refund/{id}`. It never decides an attempt's status and never logs a
 //! secret.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use reqwest::Method;
 use rust_decimal::Decimal;
@@ -29,7 +29,10 @@ use crate::providers::{
 /// Rows per page (QPay's maximum).
 const PAGE_LIMIT: u32 = 100;
 /// The most pages read for one check or listing (10,000 payments).
-const MAX_PAGES: u32 = 100;
+pub(super) const MAX_PAGES: u32 = 100;
+/// Where an invoice's payments are checked, and where the day's payments are listed.
+pub(super) const CHECK_PATH: &str = "/v2/payment/check";
+pub(super) const LIST_PATH: &str = "/v2/payment/list";
 /// Mongolia's offset from UTC, which QPay's days follow.
 const MONGOLIA_OFFSET_SECONDS: i32 = 8 * 3600;
 /// The longest note sent with a refund.
@@ -66,13 +69,16 @@ fn claim_key(payment_id: &str) -> String {
     format!("refund-claim/{payment_id}")
 }
 
-/// The day of a moment in Mongolia.
+/// The day of a moment in Mongolia; `None` past the calendar's end (found by the property
+/// run: `to_offset` panicked on a payment dated `9999-12-31T23:59:59Z`, already the year
+/// 10000 in Ulaanbaatar).
 fn mongolian_date(at: Timestamp) -> Option<time::Date> {
     let offset = time::UtcOffset::from_whole_seconds(MONGOLIA_OFFSET_SECONDS).ok()?;
     let nanos = i128::from(at.0) * 1_000_000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
-        .map(|t| t.to_offset(offset).date())
+        .and_then(|t| t.checked_to_offset(offset))
+        .map(|t| t.date())
 }
 
 /// QPay's dates: RFC 3339 (`2020-10-19T08:58:46.641Z`); a date and time without an offset is
@@ -116,38 +122,174 @@ pub(super) fn check_whole_payment(
     ))
 }
 
+/// The payments of one invoice as QPay's pages report them: each payment id once (a repeated
+/// id keeps its first row, marked given back if any of its rows says so).
+#[derive(Debug, Default)]
+pub(super) struct InvoiceRows {
+    rows: Vec<Row>,
+    index: HashMap<String, usize>,
+}
+
+impl InvoiceRows {
+    /// Adds one row of a page; a row without a payment id is nonsense from QPay.
+    pub(super) fn add(&mut self, row: PaymentRow) -> Result<(), ProviderError> {
+        let row = checked_row(row)?;
+        match self.index.get(&row.payment_id) {
+            Some(&at) => {
+                if is_reversed(&row.status)
+                    && let Some(kept) = self.rows.get_mut(at)
+                {
+                    kept.status = row.status;
+                }
+            }
+            None => {
+                self.index.insert(row.payment_id.clone(), self.rows.len());
+                self.rows.push(row);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How far QPay's pages of payment rows have been read.
+#[derive(Debug, Default)]
+pub(super) struct Pages {
+    fetched: u64,
+}
+
+impl Pages {
+    /// Hands every row of `page` to `each`; true when this page was the last: the `count` QPay
+    /// reports is covered (or the page is empty), or, without a count, the page came back
+    /// short.
+    pub(super) fn take(
+        &mut self,
+        page: PaymentPage,
+        mut each: impl FnMut(PaymentRow) -> Result<(), ProviderError>,
+    ) -> Result<bool, ProviderError> {
+        let on_page = page.rows.len() as u64;
+        self.fetched = self.fetched.saturating_add(on_page);
+        for row in page.rows {
+            each(row)?;
+        }
+        Ok(match page.count {
+            Some(count) => self.fetched >= count.0 || on_page == 0,
+            None => on_page < u64::from(PAGE_LIMIT),
+        })
+    }
+}
+
+/// What an invoice received, from its rows and the amount it asked for (when this daemon made
+/// it): paid when the `PAID` rows cover the amount (overpayment included), otherwise still
+/// open. The one reading of a payment check, for the provider and the property run.
+pub(super) fn check_result(
+    rows: &InvoiceRows,
+    amount: Option<Decimal>,
+) -> Result<CheckResult, ProviderError> {
+    let mut payments = Vec::new();
+    let mut paid = Decimal::ZERO;
+    for row in rows
+        .rows
+        .iter()
+        .filter(|r| r.status.eq_ignore_ascii_case("PAID"))
+    {
+        let amount = row.amount.ok_or_else(|| {
+            ProviderError::Unavailable(format!(
+                "QPay reports payment {} as PAID without an amount",
+                row.payment_id
+            ))
+        })?;
+        // Found by the property run: two payments near `Decimal::MAX` overflowed `+=`, which
+        // panics. QPay cannot hold that much money: its answer is nonsense.
+        paid = paid.checked_add(amount).ok_or_else(|| {
+            ProviderError::Unavailable(
+                "QPay reports payments adding up to more than any amount".to_owned(),
+            )
+        })?;
+        payments.push(ProviderPayment {
+            payment_id: row.payment_id.clone(),
+            amount,
+            paid_at: row.date,
+        });
+    }
+    let fully_paid = paid > Decimal::ZERO && amount.is_some_and(|a| paid >= a);
+    let (state, code) = if fully_paid {
+        (InvoiceState::Paid, "PAID")
+    } else if paid > Decimal::ZERO {
+        (InvoiceState::Open, "PARTIAL")
+    } else {
+        (InvoiceState::Open, "NEW")
+    };
+    let message = match amount {
+        Some(amount) => format!(
+            "{} of {} MNT paid in {} payment(s)",
+            paid.normalize(),
+            amount.normalize(),
+            payments.len()
+        ),
+        None => format!(
+            "{} MNT paid in {} payment(s)",
+            paid.normalize(),
+            payments.len()
+        ),
+    };
+    Ok(CheckResult {
+        state,
+        payments,
+        code: code.to_owned(),
+        message,
+    })
+}
+
+/// One row of the payment list as reconciliation sees it: `None` when it is not a payment of
+/// `date` (Mongolian time) or its id was `seen` already. `invoice_code` is the merchant's
+/// (rows that name it name no invoice of their own).
+pub(super) fn listed_row(
+    raw: PaymentRow,
+    date: time::Date,
+    invoice_code: &str,
+    seen: &mut HashSet<String>,
+) -> Result<Option<ListedPayment>, ProviderError> {
+    let object_type = raw.object_type.clone();
+    let object_id = raw.object_id.clone();
+    let currency = raw.payment_currency.clone();
+    let row = checked_row(raw)?;
+    if row.date.and_then(mongolian_date) != Some(date) || !seen.insert(row.payment_id.clone()) {
+        return Ok(None);
+    }
+    let Some(amount) = row.amount else {
+        return Err(ProviderError::Unavailable(format!(
+            "QPay lists payment {} without an amount",
+            row.payment_id
+        )));
+    };
+    let invoice_id =
+        object_id.filter(|id| object_type.as_deref() == Some("INVOICE") && *id != invoice_code);
+    Ok(Some(ListedPayment {
+        payment_id: row.payment_id,
+        invoice_id,
+        amount,
+        currency: currency.unwrap_or_else(|| "MNT".to_owned()),
+        status: row.status,
+        paid_at: row.date,
+    }))
+}
+
 impl Inner {
     /// Every payment QPay reports for an invoice, following the pages until `count` is
-    /// covered; each payment id once (a repeated id keeps its first row, marked given back if
-    /// any of its rows says so).
-    async fn invoice_rows(&self, invoice_id: &str) -> Result<Vec<Row>, ProviderError> {
-        let mut rows: Vec<Row> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
+    /// covered.
+    async fn invoice_rows(&self, invoice_id: &str) -> Result<InvoiceRows, ProviderError> {
+        let mut rows = InvoiceRows::default();
         let object = format!("invoice {invoice_id}");
         let complete = self
             .for_each_row(
-                "/v2/payment/check",
+                CHECK_PATH,
                 |offset| CheckRequest {
                     object_type: "INVOICE",
                     object_id: invoice_id,
                     offset,
                 },
                 Some(&object),
-                |row| {
-                    let row = checked_row(row)?;
-                    match index.get(&row.payment_id) {
-                        Some(&at) => {
-                            if is_reversed(&row.status) {
-                                rows[at].status = row.status;
-                            }
-                        }
-                        None => {
-                            index.insert(row.payment_id.clone(), rows.len());
-                            rows.push(row);
-                        }
-                    }
-                    Ok(())
-                },
+                |row| rows.add(row),
             )
             .await?;
         if !complete {
@@ -161,9 +303,9 @@ impl Inner {
     }
 
     /// Follows QPay's pages of payment rows at `path` (`request` builds each page's body),
-    /// handing every row to `each`, until the `count` QPay reports is covered (or, without a
-    /// count, a page comes back short). `object` names what a not-found error is about.
-    /// Returns false when it stopped at `MAX_PAGES` with rows left unread.
+    /// handing every row to `each`, until [`Pages::take`] says the last page was read.
+    /// `object` names what a not-found error is about. Returns false when it stopped at
+    /// `MAX_PAGES` with rows left unread.
     async fn for_each_row<B: Serialize>(
         &self,
         path: &str,
@@ -171,7 +313,7 @@ impl Inner {
         object: Option<&str>,
         mut each: impl FnMut(PaymentRow) -> Result<(), ProviderError>,
     ) -> Result<bool, ProviderError> {
-        let mut fetched: u64 = 0;
+        let mut pages = Pages::default();
         for page_number in 1..=MAX_PAGES {
             let body = request(Offset {
                 page_number,
@@ -189,73 +331,18 @@ impl Inner {
                 )
                 .await
                 .map_err(|e| e.into_error(object.map(str::to_owned)))?;
-            let on_page = page.rows.len() as u64;
-            fetched += on_page;
-            for row in page.rows {
-                each(row)?;
-            }
-            let done = match page.count {
-                Some(count) => fetched >= count.0 || on_page == 0,
-                None => on_page < u64::from(PAGE_LIMIT),
-            };
-            if done {
+            if pages.take(page, &mut each)? {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
-    /// `POST /v2/payment/check`: what the invoice received. Paid when the `PAID` rows cover the
-    /// invoice's amount (overpayment included), otherwise still open.
+    /// `POST /v2/payment/check`: what the invoice received (see [`check_result`]).
     pub(super) async fn check(&self, invoice_id: &str) -> Result<CheckResult, ProviderError> {
         let rows = self.invoice_rows(invoice_id).await?;
-        let mut payments = Vec::new();
-        let mut paid = Decimal::ZERO;
-        for row in rows
-            .iter()
-            .filter(|r| r.status.eq_ignore_ascii_case("PAID"))
-        {
-            let amount = row.amount.ok_or_else(|| {
-                ProviderError::Unavailable(format!(
-                    "QPay reports payment {} as PAID without an amount",
-                    row.payment_id
-                ))
-            })?;
-            paid += amount;
-            payments.push(ProviderPayment {
-                payment_id: row.payment_id.clone(),
-                amount,
-                paid_at: row.date,
-            });
-        }
         let amount = self.amount_of(invoice_id).await;
-        let fully_paid = paid > Decimal::ZERO && amount.is_some_and(|a| paid >= a);
-        let (state, code) = if fully_paid {
-            (InvoiceState::Paid, "PAID")
-        } else if paid > Decimal::ZERO {
-            (InvoiceState::Open, "PARTIAL")
-        } else {
-            (InvoiceState::Open, "NEW")
-        };
-        let message = match amount {
-            Some(amount) => format!(
-                "{} of {} MNT paid in {} payment(s)",
-                paid.normalize(),
-                amount.normalize(),
-                payments.len()
-            ),
-            None => format!(
-                "{} MNT paid in {} payment(s)",
-                paid.normalize(),
-                payments.len()
-            ),
-        };
-        Ok(CheckResult {
-            state,
-            payments,
-            code: code.to_owned(),
-            message,
-        })
+        check_result(&rows, amount)
     }
 
     /// The amount an invoice asked for, if this daemon made it.
@@ -301,7 +388,7 @@ impl Inner {
         request: &RefundRequest,
     ) -> Result<RefundOutcome, ProviderError> {
         let _one_at_a_time = self.refunds.lock().await;
-        let rows = self.invoice_rows(&request.invoice_id).await?;
+        let rows = self.invoice_rows(&request.invoice_id).await?.rows;
         let chosen = self
             .state
             .load(&refund_key(&request.idempotency_key))
@@ -490,10 +577,10 @@ impl Inner {
         date: time::Date,
     ) -> Result<Vec<ListedPayment>, ProviderError> {
         let mut listed = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let complete = self
             .for_each_row(
-                "/v2/payment/list",
+                LIST_PATH,
                 |offset| ListRequest {
                     object_type: "INVOICE",
                     object_id: &self.settings.invoice_code,
@@ -504,33 +591,11 @@ impl Inner {
                 },
                 None,
                 |raw| {
-                    let object_type = raw.object_type.clone();
-                    let object_id = raw.object_id.clone();
-                    let currency = raw.payment_currency.clone();
-                    let row = checked_row(raw)?;
-                    if row.date.and_then(mongolian_date) != Some(date)
-                        || !seen.insert(row.payment_id.clone())
+                    if let Some(payment) =
+                        listed_row(raw, date, &self.settings.invoice_code, &mut seen)?
                     {
-                        return Ok(());
+                        listed.push(payment);
                     }
-                    let Some(amount) = row.amount else {
-                        return Err(ProviderError::Unavailable(format!(
-                            "QPay lists payment {} without an amount",
-                            row.payment_id
-                        )));
-                    };
-                    let invoice_id = object_id.filter(|id| {
-                        object_type.as_deref() == Some("INVOICE")
-                            && *id != self.settings.invoice_code
-                    });
-                    listed.push(ListedPayment {
-                        payment_id: row.payment_id,
-                        invoice_id,
-                        amount,
-                        currency: currency.unwrap_or_else(|| "MNT".to_owned()),
-                        status: row.status,
-                        paid_at: row.date,
-                    });
                     Ok(())
                 },
             )
@@ -619,5 +684,38 @@ mod tests {
             Some(time::macros::date!(2020 - 10 - 20))
         );
         assert_eq!(parse_qpay_date("yesterday"), None);
+    }
+
+    /// Found by the property run (`tests/parsers`): payments adding up past the largest
+    /// decimal panicked the check (`+=` on `Decimal` overflows by panicking).
+    #[test]
+    fn payments_adding_up_past_the_largest_decimal_are_unavailable_not_a_panic() {
+        let page = br#"{"count": 2, "rows": [
+            {"payment_id": "P1", "payment_status": "PAID", "payment_amount": 79228162514264337593543950335},
+            {"payment_id": "P2", "payment_status": "PAID", "payment_amount": "1"}]}"#;
+        let error = super::super::answers::check_pages(&[page], Some(Decimal::from(100)))
+            .expect_err("nonsense");
+        assert!(matches!(error, ProviderError::Unavailable(_)), "{error}");
+    }
+
+    /// Found by the property run (`tests/parsers`): a payment dated at the calendar's last
+    /// second panicked the check and the listing, in `to_offset` (Mongolia is already in the
+    /// year 10000 then).
+    #[test]
+    fn a_payment_dated_9999_12_31_is_read_without_panicking() {
+        let end = parse_qpay_date("9999-12-31T23:59:59Z").expect("rfc3339");
+        assert_eq!(mongolian_date(end), None);
+        let page = br#"{"count": 1, "rows": [{"payment_id": "P1", "payment_status": "PAID",
+            "payment_amount": "100", "payment_date": "9999-12-31T23:59:59Z"}]}"#;
+        let check =
+            super::super::answers::check_pages(&[page], Some(Decimal::from(100))).expect("read");
+        assert_eq!(check.payments.len(), 1);
+        let listed = super::super::answers::payment_list_pages(
+            &[page],
+            time::macros::date!(2020 - 10 - 19),
+            "CODE",
+        )
+        .expect("read");
+        assert!(listed.is_empty());
     }
 }
