@@ -451,6 +451,7 @@ impl Engine {
     /// counted (`OrphanedAttempts`) and left alone.
     pub async fn resume(&self) -> Result<usize, EngineError> {
         let attempts = self.read(|tx| Ok(tx.attempts_to_resume()?)).await?;
+        let on_screen = screen::on_screen_after_restart(&attempts);
         let mut resumed = 0;
         for attempt in attempts {
             if attempt.provider == SYSTEM_PROVIDER {
@@ -471,9 +472,7 @@ impl Engine {
             self.supervise(&attempt.id);
             resumed += 1;
         }
-        if let Some(screen) = &self.inner.screen {
-            screen.show_idle_if_blank().await;
-        }
+        self.show_after_restart(on_screen).await;
         let counts = self.read(|tx| Ok(Counts::read(tx)?)).await?;
         self.inner.publisher.publish_counts(counts);
         Ok(resumed)
