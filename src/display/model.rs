@@ -336,7 +336,10 @@ impl Snapshot {
             title: title.to_owned(),
             amount: amount.map(money),
             instruction: instruction.map(str::to_owned),
-            provider: Some(payment.provider.clone()).filter(|p| !p.is_empty()),
+            provider: match payment.mode {
+                PayMode::Counter => Some(words.cash.to_owned()),
+                _ => Some(payment.provider.clone()).filter(|p| !p.is_empty()),
+            },
             rows,
             items,
             total,

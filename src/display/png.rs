@@ -109,7 +109,7 @@ pub fn render(snapshot: &Snapshot, width: u32, height: u32) -> Result<RgbImage, 
             );
         }
         None => {
-            let column_width = body.w.min((unit * 150.0) as u32);
+            let column_width = body.w.min((unit * 120.0) as u32);
             let column = Rect {
                 x: body.x + (body.w - column_width) / 2,
                 w: column_width,

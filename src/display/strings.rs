@@ -124,6 +124,8 @@ pub struct Strings {
     pub checking: &'static str,
     /// The last cart line when not all fit: `{n}` more.
     pub more_items: &'static str,
+    /// The name of cash as a way to pay, in the header.
+    pub cash: &'static str,
 }
 
 /// Mongolian, as a cashier in Ulaanbaatar says it.
@@ -151,6 +153,7 @@ pub static MN: Strings = Strings {
     offline: "Төлбөрийн системтэй холбогдож чадсангүй. Дахин холбогдож байна…",
     checking: "Төлбөрийг шалгаж байна…",
     more_items: "+ бусад {n} бараа",
+    cash: "Бэлэн мөнгө",
 };
 
 /// Vietnamese, as a cashier in Hanoi says it.
@@ -178,6 +181,7 @@ pub static VI: Strings = Strings {
     offline: "Mất kết nối với hệ thống thanh toán. Đang kết nối lại…",
     checking: "Đang kiểm tra thanh toán…",
     more_items: "+ {n} mặt hàng khác",
+    cash: "Tiền mặt",
 };
 
 /// English, for terminals whose customers read it.
@@ -205,11 +209,12 @@ pub static EN: Strings = Strings {
     offline: "Cannot reach the payment system. Reconnecting…",
     checking: "Checking the payment…",
     more_items: "+ {n} more items",
+    cash: "Cash",
 };
 
 impl Strings {
     /// Every sentence of the table, for the font's coverage test.
-    pub fn all(&self) -> [&'static str; 23] {
+    pub fn all(&self) -> [&'static str; 24] {
         [
             self.welcome,
             self.idle_line,
@@ -234,6 +239,7 @@ impl Strings {
             self.offline,
             self.checking,
             self.more_items,
+            self.cash,
         ]
     }
 }
