@@ -1011,6 +1011,84 @@ invoice_code = "SHOP_INVOICE"
     }
 
     #[test]
+    fn the_display_section_sets_language_holds_amounts_page_and_framebuffer() {
+        let display = parse(MINIMAL).expect("valid").display.expect("on");
+        assert_eq!(display.language, Language::Mn, "from MNT");
+        assert_eq!(display.paid_hold, Duration::from_millis(5000));
+        assert_eq!(display.ended_hold, Duration::from_millis(10_000));
+        assert_eq!((display.web, display.framebuffer), (None, None));
+        let vnd = parse(&MINIMAL.replace("\"MNT\"", "\"VND\"")).expect("valid");
+        assert_eq!(vnd.display.expect("on").language, Language::Vi, "from VND");
+
+        let full = parse(&MINIMAL.replace(
+            "[providers.simulator]",
+            "[display]\nlanguage = \"en\"\npaid_hold_ms = 3000\n\
+             [display.web]\n\
+             [display.amounts.MNT]\nsymbol = \"MNT\"\nsymbol_first = true\nspace = true\n\
+             [display.framebuffer]\ndevice = \"/dev/fb1\"\n\
+             [providers.simulator]",
+        ))
+        .expect("valid");
+        let display = full.display.expect("on");
+        assert_eq!(display.language, Language::En);
+        assert_eq!(display.paid_hold, Duration::from_millis(3000));
+        assert_eq!(
+            display.web.map(|web| web.listen.to_string()).as_deref(),
+            Some(DEFAULT_WEB_LISTEN)
+        );
+        let mnt = display.amounts.get(Currency::Mnt);
+        assert_eq!(
+            (mnt.symbol.as_str(), mnt.symbol_first, mnt.space),
+            ("MNT", true, true)
+        );
+        assert_eq!(mnt.thousands, ",", "the rest keeps its default");
+        let framebuffer = display.framebuffer.expect("framebuffer");
+        assert_eq!(framebuffer.device, PathBuf::from("/dev/fb1"));
+        assert_eq!(framebuffer.fallback, None);
+    }
+
+    #[test]
+    fn display_errors_name_the_key_and_the_line() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "[display]\nlanguage = \"ru\"\n",
+                &["line 7", "display.language", "ru"],
+            ),
+            (
+                "[display]\npaid_hold_ms = 10\n",
+                &["line 7", "display.paid_hold_ms"],
+            ),
+            (
+                "[display.web]\nlisten = \"localhost\"\n",
+                &["line 7", "display.web.listen"],
+            ),
+            (
+                "[display.amounts.VND]\ndecimal = \".\"\n",
+                &["line 7", "display.amounts.decimal", "differ"],
+            ),
+            ("[display.amounts.USD]\nsymbol = \"$\"\n", &["USD"]),
+            (
+                "[display.framebuffer]\ndevice = \"/dev/fb0\"\nwidth = 480\n",
+                &["display.framebuffer", "together"],
+            ),
+            (
+                "[display.framebuffer]\ndevice = \"f\"\nwidth = 480\nheight = 272\nformat = \"yuv\"\n",
+                &["line 10", "display.framebuffer.format", "yuv"],
+            ),
+        ];
+        for (section, expected) in cases {
+            let text = MINIMAL.replace(
+                "[providers.simulator]",
+                &format!("{section}[providers.simulator]"),
+            );
+            let error = parse(&text).expect_err(section).to_string();
+            for fragment in *expected {
+                assert!(error.contains(fragment), "{error:?} lacks {fragment:?}");
+            }
+        }
+    }
+
+    #[test]
     fn the_shipped_example_config_is_valid() {
         let example = include_str!("../../packaging/qrpayd.toml.example");
         let config = parse(example).expect("the example config is valid");

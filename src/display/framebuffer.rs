@@ -479,3 +479,119 @@ pub fn read_back(path: &Path, geometry: &Geometry) -> Result<RgbImage, DisplayEr
     let start = usize::try_from(geometry.offset).unwrap_or(usize::MAX);
     Ok(geometry.decode(bytes.get(start..).unwrap_or_default()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::display::model::DisplayModel;
+    use crate::display::model::tests::{QPAY, attempt, settings, transaction};
+    use crate::display::strings::Language;
+    use crate::domain::{AttemptStatus, Currency};
+
+    fn waiting() -> Snapshot {
+        let t = transaction(Currency::Mnt, "12500");
+        let mut a = attempt(AttemptStatus::Sent, "12500", "0");
+        a.qr_text = Some(QPAY.to_owned());
+        Snapshot::new(
+            &DisplayModel::for_attempt(&a, &t, "QPay"),
+            &settings(Language::Mn),
+            2,
+        )
+    }
+
+    #[test]
+    fn pixels_convert_to_every_format_and_back() {
+        let colours = [
+            Rgb([0, 0, 0]),
+            Rgb([255, 255, 255]),
+            Rgb([198, 40, 40]),
+            Rgb([31, 78, 140]),
+        ];
+        for format in [
+            PixelFormat::XRGB8888,
+            PixelFormat::XBGR8888,
+            PixelFormat::RGB888,
+        ] {
+            let mut bytes = vec![0; format.bytes_per_pixel()];
+            for colour in colours {
+                format.encode(colour, &mut bytes);
+                assert_eq!(
+                    format.decode(&bytes),
+                    colour,
+                    "{format:?}: 8 bits a channel are exact"
+                );
+            }
+        }
+        let mut bytes = [0u8; 2];
+        PixelFormat::RGB565.encode(Rgb([255, 0, 0]), &mut bytes);
+        assert_eq!(u16::from_le_bytes(bytes), 0xF800);
+        PixelFormat::RGB565.encode(Rgb([198, 40, 40]), &mut bytes);
+        let back = PixelFormat::RGB565.decode(&bytes);
+        for (a, b) in back.0.iter().zip([198u8, 40, 40]) {
+            assert!(a.abs_diff(b) < 8, "{back:?}");
+        }
+        PixelFormat::XRGB8888.encode(Rgb([1, 2, 3]), &mut [0u8; 4]);
+        assert!(PixelFormat::RGB565.check().is_ok());
+        let odd = PixelFormat {
+            bits_per_pixel: 8,
+            ..PixelFormat::RGB565
+        };
+        assert!(odd.check().is_err());
+        assert_eq!("rgb565".parse::<PixelFormat>(), Ok(PixelFormat::RGB565));
+        assert!("yuv".parse::<PixelFormat>().is_err());
+    }
+
+    #[test]
+    fn a_file_standing_in_for_the_device_holds_the_png_frame_and_only_changes_are_written() {
+        let dir = tempfile::tempdir().expect("dir");
+        let device = dir.path().join("fb0");
+        std::fs::write(&device, b"").expect("file");
+        let mut settings = FramebufferSettings {
+            device: device.clone(),
+            fallback: None,
+        };
+        let refused = Framebuffer::open(&settings).expect_err("no geometry");
+        assert!(
+            refused.to_string().contains("not a framebuffer"),
+            "{refused}"
+        );
+
+        // RGB565 with padded lines: the frame read back is the PNG's, quantised.
+        let geometry = Geometry {
+            line_length: 480 * 2 + 64,
+            ..Geometry::packed(480, 272, PixelFormat::RGB565)
+        };
+        settings.fallback = Some(geometry);
+        let mut framebuffer = Framebuffer::open(&settings).expect("opens");
+        let snapshot = waiting();
+        assert_eq!(
+            framebuffer.draw(&snapshot).expect("draws"),
+            272,
+            "every line the first time"
+        );
+        let png = crate::display::png::render(&snapshot, 480, 272).expect("renders");
+        let expected = geometry.decode(&geometry.encode(&png));
+        assert_eq!(read_back(&device, &geometry).expect("reads"), expected);
+        assert_eq!(
+            framebuffer.draw(&snapshot).expect("draws"),
+            0,
+            "nothing changed, nothing written"
+        );
+        let paid = Snapshot {
+            state: crate::display::ScreenState::Paid,
+            ..snapshot
+        };
+        let written = framebuffer.draw(&paid).expect("draws");
+        assert!(
+            written > 0 && written < 272,
+            "only the lines that changed: {written}"
+        );
+
+        // XRGB8888, packed: exactly the PNG.
+        let geometry = Geometry::packed(480, 272, PixelFormat::XRGB8888);
+        settings.fallback = Some(geometry);
+        let mut framebuffer = Framebuffer::open(&settings).expect("opens");
+        framebuffer.draw(&waiting()).expect("draws");
+        assert_eq!(read_back(&device, &geometry).expect("reads"), png);
+    }
+}
