@@ -12,10 +12,9 @@ use qrpayd::dbus::client::Arg;
 use qrpayd::display::PixelFormat;
 use qrpayd::display::framebuffer::{Geometry, read_back};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use crate::harness::*;
+use crate::sse::{Events, get};
 
 /// The `[display]` keys and sections of these tests: Mongolian, a short hold, the page on a
 /// free port, the framebuffer file (480x272 XRGB8888, the PNG's size) when `framebuffer` is set.
@@ -53,94 +52,6 @@ pub fn order_with_items(order_id: &str, amount: &str) -> qrpayd::dbus::client::R
     request
 }
 
-/// An open `GET /events` stream, read as HTTP/1.0 (no chunked encoding: the body is the
-/// event stream itself).
-pub struct Events {
-    lines: BufReader<TcpStream>,
-}
-
-impl Events {
-    pub async fn connect(address: SocketAddr) -> Events {
-        let mut stream = TcpStream::connect(address).await.expect("connect");
-        stream
-            .write_all(b"GET /events HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n")
-            .await
-            .expect("request");
-        let mut lines = BufReader::new(stream);
-        let mut status = String::new();
-        lines.read_line(&mut status).await.expect("status line");
-        assert!(status.contains(" 200 "), "{status}");
-        loop {
-            let mut header = String::new();
-            lines.read_line(&mut header).await.expect("header");
-            if header.trim().is_empty() {
-                break;
-            }
-            if let Some(kind) = header.to_ascii_lowercase().strip_prefix("content-type:") {
-                assert_eq!(kind.trim(), "text/event-stream");
-            }
-        }
-        Events { lines }
-    }
-
-    /// The next `snapshot` event's data (pings are skipped).
-    pub async fn next(&mut self) -> Value {
-        let read = async {
-            let (mut event, mut data) = (String::new(), String::new());
-            loop {
-                let mut line = String::new();
-                let n = self.lines.read_line(&mut line).await.expect("read");
-                assert!(n > 0, "the event stream ended");
-                let line = line.trim_end_matches(['\r', '\n']);
-                if line.is_empty() {
-                    if event == "snapshot" {
-                        return serde_json::from_str::<Value>(&data).expect("JSON");
-                    }
-                    (event, data) = (String::new(), String::new());
-                } else if let Some(name) = line.strip_prefix("event: ") {
-                    event = name.to_owned();
-                } else if let Some(value) = line.strip_prefix("data: ") {
-                    data.push_str(value);
-                }
-            }
-        };
-        tokio::time::timeout(EVENT_TIMEOUT, read)
-            .await
-            .expect("a snapshot in time")
-    }
-
-    /// Snapshots until one `accept`s.
-    pub async fn until(&mut self, mut accept: impl FnMut(&Value) -> bool) -> Value {
-        loop {
-            let snapshot = self.next().await;
-            if accept(&snapshot) {
-                return snapshot;
-            }
-        }
-    }
-}
-
-/// `GET path` over HTTP/1.0: the status, the headers (lower-case names) and the body.
-pub async fn get(address: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(address).await.expect("connect");
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-        .await
-        .expect("request");
-    let mut response = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut response)
-        .await
-        .expect("response");
-    let response = String::from_utf8(response).expect("UTF-8");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a head");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("a status");
-    (status, head.to_ascii_lowercase(), body.to_owned())
-}
-
 fn web_address(h: &Harness) -> SocketAddr {
     h.daemon()
         .display_web_address()
@@ -149,13 +60,7 @@ fn web_address(h: &Harness) -> SocketAddr {
 
 /// The QR codes in a PNG file.
 fn qr_codes_in_png(path: &Path) -> Vec<String> {
-    let image = image::open(path).expect("a PNG").to_luma8();
-    let mut prepared = rqrr::PreparedImage::prepare(image);
-    prepared
-        .detect_grids()
-        .iter()
-        .filter_map(|grid| grid.decode().ok().map(|(_, content)| content))
-        .collect()
+    crate::chromium::qr_codes_in(&image::open(path).expect("a PNG").to_rgb8())
 }
 
 /// The text of a snapshot field with every no-break space as a plain one.

@@ -49,4 +49,6 @@ mod payments;
 mod qpay;
 mod qpay_reconcile;
 mod reconcile;
+#[path = "../support/sse.rs"]
+mod sse;
 mod vietqr;
