@@ -137,16 +137,6 @@ impl AmountFormats {
     }
 }
 
-/// A countdown of whole seconds as `m:ss` (or `h:mm:ss` from an hour up), as the page shows it.
-pub fn countdown(seconds: u64) -> String {
-    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
-    if hours > 0 {
-        format!("{hours}:{minutes:02}:{seconds:02}")
-    } else {
-        format!("{minutes}:{seconds:02}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,13 +205,5 @@ mod tests {
         assert_eq!(mnt.quantity(dec("1.50")), "1.5");
         assert_eq!(vnd.quantity(dec("1.50")), "1,5");
         assert_eq!(vnd.quantity(dec("1200")), "1.200");
-    }
-
-    #[test]
-    fn countdowns_are_minutes_and_seconds() {
-        assert_eq!(countdown(0), "0:00");
-        assert_eq!(countdown(59), "0:59");
-        assert_eq!(countdown(299), "4:59");
-        assert_eq!(countdown(3600 + 61), "1:01:01");
     }
 }
