@@ -155,7 +155,11 @@ async fn run() -> Bench<()> {
 
     // 1. Checkout → the snapshot on the wire.
     let mut samples = Vec::with_capacity(checkouts);
+    let mut rss_trace = Vec::new();
     for i in 0..WARMUP + checkouts {
+        if i >= WARMUP && (i - WARMUP) % 100 == 0 {
+            rss_trace.push(format!("{:.1}", memory(daemon.0.id())?.0));
+        }
         let request = order(&format!("d-{i}"));
         let started = Instant::now();
         let (reply, arrived) = tokio::join!(client.checkout(&request), async {
@@ -198,6 +202,7 @@ async fn run() -> Bench<()> {
         after.0,
         after.1
     );
+    println!("  VmRSS (MiB) before each block of 100 checkouts: {}", rss_trace.join(", "));
     drop(daemon);
 
     // 4. PNG render time, in this process.
