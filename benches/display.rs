@@ -157,7 +157,7 @@ async fn run() -> Bench<()> {
     let mut samples = Vec::with_capacity(checkouts);
     let mut rss_trace = Vec::new();
     for i in 0..WARMUP + checkouts {
-        if i >= WARMUP && (i - WARMUP) % 100 == 0 {
+        if i >= WARMUP && (i - WARMUP).is_multiple_of(100) {
             rss_trace.push(format!("{:.1}", memory(daemon.0.id())?.0));
         }
         let request = order(&format!("d-{i}"));
@@ -202,7 +202,10 @@ async fn run() -> Bench<()> {
         after.0,
         after.1
     );
-    println!("  VmRSS (MiB) before each block of 100 checkouts: {}", rss_trace.join(", "));
+    println!(
+        "  VmRSS (MiB) before each block of 100 checkouts: {}",
+        rss_trace.join(", ")
+    );
     drop(daemon);
 
     // 4. PNG render time, in this process.

@@ -21,6 +21,20 @@ use super::DisplayError;
 ///
 /// [`DisplayError::Io`] naming `path` when any file operation fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DisplayError> {
+    write_atomic_then(path, bytes, || {})
+}
+
+/// [`write_atomic`], calling `visible` as soon as readers see the new content (after the
+/// rename, before the directory's fsync that makes the rename survive a power cut).
+///
+/// # Errors
+///
+/// [`DisplayError::Io`] naming `path` when any file operation fails.
+pub fn write_atomic_then(
+    path: &Path,
+    bytes: &[u8],
+    visible: impl FnOnce(),
+) -> Result<(), DisplayError> {
     let io_error = |source| DisplayError::Io {
         path: path.to_path_buf(),
         source,
@@ -35,6 +49,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DisplayError> {
     let mut temp = TempFile::create(dir, file_name).map_err(io_error)?;
     temp.write_synced(bytes).map_err(io_error)?;
     temp.persist(path).map_err(io_error)?;
+    visible();
     sync_dir(dir).map_err(io_error)
 }
 

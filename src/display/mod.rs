@@ -165,13 +165,17 @@ pub struct Hub {
 
 /// A frame sink's acknowledgement: the version it has just drawn (or failed to draw; a failure
 /// is logged by the sink and does not hold the engine up).
-#[derive(Debug)]
-pub struct Drawn(watch::Sender<u64>);
+#[derive(Debug, Clone)]
+pub struct Drawn(Arc<watch::Sender<u64>>);
 
 impl Drawn {
     /// Says that the snapshot `version` is drawn.
     pub fn done(&self, version: u64) {
-        self.0.send_replace(version);
+        self.0.send_if_modified(|drawn| {
+            let newer = version > *drawn;
+            *drawn = (*drawn).max(version);
+            newer
+        });
     }
 }
 
@@ -222,7 +226,7 @@ impl Hub {
     pub fn attach_frame_sink(&self) -> Drawn {
         let (sender, receiver) = watch::channel(0);
         lock(&self.drawn).push(receiver);
-        Drawn(sender)
+        Drawn(Arc::new(sender))
     }
 
     /// Waits until every frame sink has drawn `version` (or a later one), each for at most two

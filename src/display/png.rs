@@ -165,8 +165,13 @@ pub fn spawn_sink(hub: &Arc<Hub>) -> tokio::task::JoinHandle<()> {
             let version = snapshot.version;
             let path = settings.png_path.clone();
             let (width, height) = (settings.width, settings.height);
+            // Drawn once readers see it: the directory's fsync (durability, not visibility)
+            // comes after.
+            let drawn_now = drawn.clone();
             let written = crate::logging::spawn_blocking(move || {
-                write_frame(&path, &snapshot, width, height)
+                let image = render(&snapshot, width, height)?;
+                let png = encode_png(&image)?;
+                atomic::write_atomic_then(&path, &png, || drawn_now.done(version))
             })
             .await;
             match written {

@@ -16,6 +16,11 @@ use serde_json::Value;
 use crate::harness::*;
 use crate::sse::{Events, get};
 
+/// Held by the tests that time the display or run a browser, so that none of them runs beside
+/// another: a headless Chromium takes most of a small machine, and the 100 ms test measures the
+/// daemon, not the browser next to it.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The `[display]` keys and sections of these tests: Mongolian, a short hold, the page on a
 /// free port, the framebuffer file (480x272 XRGB8888, the PNG's size) when `framebuffer` is set.
 pub fn display_config(language: &str, framebuffer: Option<&Path>) -> String {
@@ -169,6 +174,7 @@ fn framebuffer_frame(device: &Path) -> image::RgbImage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_framebuffer_shows_the_png_frame_and_the_qr_leaves_every_sink_within_100_ms() {
+    let _alone = HEAVY.lock().await;
     let dir = tempfile::tempdir().expect("dir");
     let device: PathBuf = dir.path().join("fb0");
     std::fs::write(&device, b"").expect("a file standing in for /dev/fb0");

@@ -16,7 +16,7 @@ use qrpayd::dbus::client::{Arg, Request};
 use serde_json::Value;
 
 use crate::chromium::{Browser, qr_codes_in};
-use crate::display::order_with_items;
+use crate::display::{HEAVY, order_with_items};
 use crate::harness::*;
 use crate::mock_appotapay::{API_KEY, MockAppotapay, PARTNER_CODE, SECRET_KEY, TERMINAL_ID};
 
@@ -109,10 +109,25 @@ fn in_currency(request: Request, currency: &str) -> Request {
     with(request, "currency", Arg::from(currency))
 }
 
+/// Checks out `request` and waits until the page shows it waiting, its QR decoding to exactly
+/// the reply's `qr_text`; returns the reply and the snapshot shown.
+async fn checkout_shown(
+    h: &Harness,
+    browser: &mut Browser,
+    request: &Request,
+    after: u64,
+    name: &str,
+) -> (Value, Value) {
+    let reply = h.client.checkout(request).await.expect("checkout");
+    let (waiting, _) = shown(browser, "waiting", after, Some(s(&reply, "qr_text")), name).await;
+    (reply, waiting)
+}
+
 /// Every state in one language: idle, waiting (at every layout), partially paid, paid, idle
 /// again after the hold, cancelled, expired, failed, cash at the counter, and a card payment
 /// to finish on the phone.
 async fn every_state(expect: &Expect) {
+    let _alone = HEAVY.lock().await;
     let lang = expect.language;
     let mock = MockAppotapay::start().await;
     let h = Harness::start_full(
@@ -243,19 +258,9 @@ async fn every_state(expect: &Expect) {
     .await;
 
     // Cancelled.
-    let reply = h
-        .client
-        .checkout(&in_currency(order("order-2", "12500"), expect.currency))
-        .await
-        .expect("checkout");
-    let (waiting, _) = shown(
-        &mut browser,
-        "waiting",
-        version(&idle),
-        Some(s(&reply, "qr_text")),
-        &format!("{lang}-waiting-2"),
-    )
-    .await;
+    let request = in_currency(order("order-2", "12500"), expect.currency);
+    let name = format!("{lang}-waiting-2");
+    let (reply, waiting) = checkout_shown(&h, &mut browser, &request, version(&idle), &name).await;
     h.client
         .cancel(&pairs(&[("attempt_id", s(&reply, "attempt_id"))]))
         .await
@@ -280,15 +285,8 @@ async fn every_state(expect: &Expect) {
         "expires_in_ms",
         Arg::U64(3000),
     );
-    let reply = h.client.checkout(&request).await.expect("checkout");
-    let (waiting, _) = shown(
-        &mut browser,
-        "waiting",
-        version(&cancelled),
-        Some(s(&reply, "qr_text")),
-        &format!("{lang}-waiting-3"),
-    )
-    .await;
+    let name = format!("{lang}-waiting-3");
+    let (_, waiting) = checkout_shown(&h, &mut browser, &request, version(&cancelled), &name).await;
     let (expired, dom) = shown(
         &mut browser,
         "expired",
@@ -300,19 +298,10 @@ async fn every_state(expect: &Expect) {
     assert!(dom.contains(words.expired) && dom.contains(words.ask_cashier));
 
     // Failed.
-    let reply = h
-        .client
-        .checkout(&in_currency(order("order-4", "12500"), expect.currency))
-        .await
-        .expect("checkout");
-    let (waiting, _) = shown(
-        &mut browser,
-        "waiting",
-        version(&expired),
-        Some(s(&reply, "qr_text")),
-        &format!("{lang}-waiting-4"),
-    )
-    .await;
+    let request = in_currency(order("order-4", "12500"), expect.currency);
+    let name = format!("{lang}-waiting-4");
+    let (reply, waiting) =
+        checkout_shown(&h, &mut browser, &request, version(&expired), &name).await;
     h.client
         .simulate_fail(s(&reply, "attempt_id"))
         .await
@@ -418,6 +407,7 @@ fn free_port() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_follows_a_payment_to_idle_and_lives_through_a_daemon_restart() {
+    let _alone = HEAVY.lock().await;
     let dir = tempfile::tempdir().expect("dir");
     let bus = PrivateBus::start(dir.path()).expect("bus");
     let address = free_port();
