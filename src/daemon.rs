@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::dbus::{self, BusAddress};
+use crate::display::{self, web::WebSink};
 use crate::engine::Engine;
 use crate::providers::appotapay::{Appotapay, AppotapayError, IpnLimits, IpnListener};
 use crate::providers::qpay::QpayError;
@@ -59,6 +60,11 @@ pub enum StartError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot serve the customer display page on {address}: {source}")]
+    DisplayWeb {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A started daemon: the engine and its D-Bus service.
@@ -67,6 +73,7 @@ pub struct Daemon {
     /// Held for its lifetime: dropping it leaves the bus.
     _service: dbus::Service,
     ipn_listener: Option<IpnListener>,
+    display: DisplaySinks,
     /// Held for its lifetime, and dropped last (fields drop in order): the state directory is
     /// this daemon's until everything above has stopped.
     _lock: StateLock,
@@ -116,6 +123,7 @@ impl Daemon {
             config.engine.clone(),
             config.display.clone(),
         );
+        let display = start_display(config, &engine).await?;
         let service = dbus::serve(&engine, &BusAddress::parse(&config.bus)).await?;
         let ipn_listener = match (&config.appotapay, config.appotapay_ipn_listen) {
             (Some(settings), Some(address)) => {
@@ -139,8 +147,14 @@ impl Daemon {
             engine,
             _service: service,
             ipn_listener,
+            display,
             _lock: lock,
         })
+    }
+
+    /// Where the customer display page is served, when it is on.
+    pub fn display_web_address(&self) -> Option<std::net::SocketAddr> {
+        self.display.web.as_ref().map(WebSink::address)
     }
 
     /// Where the AppotaPay IPN listener listens, when it is on.
@@ -197,6 +211,62 @@ impl StateLock {
         writeln!(file, "{}", std::process::id()).map_err(failed)?;
         Ok(StateLock { _file: file })
     }
+}
+
+/// The customer display's sinks, running while the daemon runs (dropping this stops them).
+struct DisplaySinks {
+    web: Option<WebSink>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for DisplaySinks {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the customer display's sinks: the PNG frame, the framebuffer (a device that cannot be
+/// opened is logged and left out: payments go on without it), the kiosk page (an address that
+/// cannot be bound stops the start, like the IPN listener's).
+async fn start_display(config: &Config, engine: &Engine) -> Result<DisplaySinks, StartError> {
+    let mut sinks = DisplaySinks {
+        web: None,
+        tasks: Vec::new(),
+    };
+    let (Some(settings), Some(hub)) = (&config.display, engine.display_hub()) else {
+        return Ok(sinks);
+    };
+    sinks.tasks.push(display::png::spawn_sink(&hub));
+    if let Some(framebuffer) = &settings.framebuffer {
+        match display::framebuffer::Framebuffer::open(framebuffer) {
+            Ok(device) => {
+                let geometry = device.geometry();
+                tracing::info!(
+                    device = %framebuffer.device.display(),
+                    width = geometry.width,
+                    height = geometry.height,
+                    bits_per_pixel = geometry.format.bits_per_pixel,
+                    "drawing the customer display on the framebuffer"
+                );
+                sinks
+                    .tasks
+                    .push(display::framebuffer::spawn_sink(&hub, device));
+            }
+            Err(error) => tracing::error!(%error, "the customer display framebuffer is left out"),
+        }
+    }
+    if let Some(web) = settings.web {
+        let sink = WebSink::start(web.listen, hub.clone())
+            .await
+            .map_err(|source| StartError::DisplayWeb {
+                address: web.listen,
+                source,
+            })?;
+        sinks.web = Some(sink);
+    }
+    Ok(sinks)
 }
 
 /// Starts the AppotaPay IPN listener and applies every IPN it accepts through the engine.

@@ -16,8 +16,13 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::display::framebuffer::Geometry;
+use crate::display::{
+    AmountFormat, AmountFormats, DisplaySettings, FramebufferSettings, Language, PixelFormat,
+    WebSettings,
+};
 use crate::domain::{Currency, parse_decimal};
-use crate::engine::{EngineSettings, ScreenSettings};
+use crate::engine::EngineSettings;
 use crate::providers::appotapay::AppotapaySettings;
 use crate::providers::qpay::QpaySettings;
 use crate::providers::simulator::SimulatorSettings;
@@ -69,7 +74,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub log_level: String,
     pub engine: EngineSettings,
-    pub display: Option<ScreenSettings>,
+    pub display: Option<DisplaySettings>,
     pub simulator: Option<SimulatorSettings>,
     /// `[providers.qpay]`, when present.
     pub qpay: Option<QpaySettings>,
@@ -136,6 +141,66 @@ struct RawDisplay {
     enabled: bool,
     /// `+08:00`-style offset of the time shown to the customer; the system's when absent.
     utc_offset: Option<Spanned<String>>,
+    /// `mn`, `vi` or `en`; from `daemon.default_currency` when absent.
+    language: Option<Spanned<String>>,
+    #[serde(default = "default_paid_hold")]
+    paid_hold_ms: Spanned<u64>,
+    #[serde(default = "default_ended_hold")]
+    ended_hold_ms: Spanned<u64>,
+    #[serde(default)]
+    amounts: RawAmounts,
+    web: Option<RawWeb>,
+    framebuffer: Option<RawFramebuffer>,
+}
+
+/// `[display.amounts.MNT]`, `[display.amounts.VND]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAmounts {
+    #[serde(rename = "MNT")]
+    mnt: Option<RawAmountFormat>,
+    #[serde(rename = "VND")]
+    vnd: Option<RawAmountFormat>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAmountFormat {
+    thousands: Option<Spanned<String>>,
+    decimal: Option<Spanned<String>>,
+    symbol: Option<Spanned<String>>,
+    symbol_first: Option<bool>,
+    space: Option<bool>,
+}
+
+/// `[display.web]`: the kiosk page.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    listen: Option<Spanned<String>>,
+}
+
+/// `[display.framebuffer]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFramebuffer {
+    device: PathBuf,
+    /// The geometry for a file that does not answer the fbdev ioctls (all three, or none).
+    width: Option<Spanned<u32>>,
+    height: Option<Spanned<u32>>,
+    format: Option<Spanned<String>>,
+}
+
+/// Where the kiosk page listens unless the config says otherwise.
+pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8090";
+
+fn default_paid_hold() -> Spanned<u64> {
+    Spanned::new(0..0, 5_000)
+}
+fn default_ended_hold() -> Spanned<u64> {
+    Spanned::new(0..0, 10_000)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -375,44 +440,11 @@ impl Config {
 
         let display = match raw.display {
             Some(display) if !display.enabled => None,
-            Some(display) => {
-                for (key, value) in [
-                    ("display.width", &display.width),
-                    ("display.height", &display.height),
-                ] {
-                    if !(160..=8192).contains(value.get_ref()) {
-                        return Err(invalid(
-                            key,
-                            value.span(),
-                            format!("{} is outside 160..=8192 pixels", value.get_ref()),
-                        ));
-                    }
-                }
-                let utc_offset_seconds = match &display.utc_offset {
-                    Some(spanned) => {
-                        Some(parse_utc_offset(spanned.get_ref()).ok_or_else(|| {
-                            invalid(
-                                "display.utc_offset",
-                                spanned.span(),
-                                format!("{:?} is not an offset like \"+08:00\"", spanned.get_ref()),
-                            )
-                        })?)
-                    }
-                    None => None,
-                };
-                Some(ScreenSettings {
-                    png_path: display.png_path,
-                    width: *display.width.get_ref(),
-                    height: *display.height.get_ref(),
-                    utc_offset_seconds,
-                })
-            }
-            None => Some(ScreenSettings {
-                png_path: default_png_path(),
-                width: 800,
-                height: 480,
-                utc_offset_seconds: None,
-            }),
+            Some(display) => Some(parse_display(display, default_currency, text, path)?),
+            None => Some(DisplaySettings::with_defaults(
+                default_png_path(),
+                Language::for_currency(default_currency),
+            )),
         };
 
         Ok(Config {
@@ -438,6 +470,197 @@ impl Config {
             vietqr,
         })
     }
+}
+
+/// Validates `[display]` and its subsections.
+fn parse_display(
+    display: RawDisplay,
+    default_currency: Currency,
+    text: &str,
+    path: &Path,
+) -> Result<DisplaySettings, ConfigError> {
+    let invalid =
+        |key: &'static str, span: std::ops::Range<usize>, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            line: line_of(text, span.start),
+            message,
+        };
+    for (key, value) in [
+        ("display.width", &display.width),
+        ("display.height", &display.height),
+    ] {
+        if !(160..=8192).contains(value.get_ref()) {
+            return Err(invalid(
+                key,
+                value.span(),
+                format!("{} is outside 160..=8192 pixels", value.get_ref()),
+            ));
+        }
+    }
+    let utc_offset_seconds = match &display.utc_offset {
+        Some(spanned) => Some(parse_utc_offset(spanned.get_ref()).ok_or_else(|| {
+            invalid(
+                "display.utc_offset",
+                spanned.span(),
+                format!("{:?} is not an offset like \"+08:00\"", spanned.get_ref()),
+            )
+        })?),
+        None => None,
+    };
+    let language = match &display.language {
+        Some(spanned) => spanned
+            .get_ref()
+            .parse::<Language>()
+            .map_err(|message| invalid("display.language", spanned.span(), message))?,
+        None => Language::for_currency(default_currency),
+    };
+    let mut holds = [Duration::ZERO; 2];
+    for (hold, (key, value)) in holds.iter_mut().zip([
+        ("display.paid_hold_ms", &display.paid_hold_ms),
+        ("display.ended_hold_ms", &display.ended_hold_ms),
+    ]) {
+        let ms = *value.get_ref();
+        if !(500..=600_000).contains(&ms) {
+            return Err(invalid(
+                key,
+                value.span(),
+                format!("{ms} is outside 500..=600000 milliseconds"),
+            ));
+        }
+        *hold = Duration::from_millis(ms);
+    }
+    let mut amounts = AmountFormats::default();
+    for (currency, raw) in [
+        (Currency::Mnt, &display.amounts.mnt),
+        (Currency::Vnd, &display.amounts.vnd),
+    ] {
+        if let Some(raw) = raw {
+            parse_amount_format(raw, amounts.get_mut(currency), &invalid)?;
+        }
+    }
+    let web = match &display.web {
+        Some(web) if web.enabled => {
+            let listen = match &web.listen {
+                Some(spanned) => spanned.get_ref().parse().map_err(|_| {
+                    invalid(
+                        "display.web.listen",
+                        spanned.span(),
+                        format!(
+                            "{:?} is not an address and port like \"{DEFAULT_WEB_LISTEN}\"",
+                            spanned.get_ref()
+                        ),
+                    )
+                })?,
+                None => std::net::SocketAddr::from(([127, 0, 0, 1], 8090)),
+            };
+            Some(WebSettings { listen })
+        }
+        _ => None,
+    };
+    let framebuffer = match display.framebuffer {
+        Some(raw) => {
+            let fallback = match (&raw.width, &raw.height, &raw.format) {
+                (None, None, None) => None,
+                (Some(width), Some(height), Some(format)) => {
+                    for (key, value) in [
+                        ("display.framebuffer.width", width),
+                        ("display.framebuffer.height", height),
+                    ] {
+                        if !(160..=8192).contains(value.get_ref()) {
+                            return Err(invalid(
+                                key,
+                                value.span(),
+                                format!("{} is outside 160..=8192 pixels", value.get_ref()),
+                            ));
+                        }
+                    }
+                    let format = format.get_ref().parse::<PixelFormat>().map_err(|message| {
+                        invalid("display.framebuffer.format", format.span(), message)
+                    })?;
+                    Some(Geometry::packed(
+                        *width.get_ref(),
+                        *height.get_ref(),
+                        format,
+                    ))
+                }
+                _ => {
+                    return Err(ConfigError::Missing {
+                        path: path.to_owned(),
+                        key: "display.framebuffer",
+                        message: "give width, height and format together, or none of them"
+                            .to_owned(),
+                    });
+                }
+            };
+            Some(FramebufferSettings {
+                device: raw.device,
+                fallback,
+            })
+        }
+        None => None,
+    };
+    Ok(DisplaySettings {
+        png_path: display.png_path,
+        width: *display.width.get_ref(),
+        height: *display.height.get_ref(),
+        utc_offset_seconds,
+        language,
+        amounts,
+        paid_hold: holds[0],
+        ended_hold: holds[1],
+        web,
+        framebuffer,
+    })
+}
+
+/// Applies one `[display.amounts.*]` section over the currency's default.
+fn parse_amount_format(
+    raw: &RawAmountFormat,
+    format: &mut AmountFormat,
+    invalid: &impl Fn(&'static str, std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let short = |key: &'static str, value: &Spanned<String>, max: usize, empty_ok: bool| {
+        let text = value.get_ref();
+        let length = text.chars().count();
+        if length > max || (!empty_ok && length == 0) || text.chars().any(char::is_control) {
+            Err(invalid(
+                key,
+                value.span(),
+                format!(
+                    "{text:?} must be {} to {max} printable characters",
+                    usize::from(!empty_ok)
+                ),
+            ))
+        } else {
+            Ok(text.clone())
+        }
+    };
+    if let Some(value) = &raw.thousands {
+        format.thousands = short("display.amounts.thousands", value, 2, true)?;
+    }
+    if let Some(value) = &raw.decimal {
+        format.decimal = short("display.amounts.decimal", value, 2, false)?;
+    }
+    if let Some(value) = &raw.symbol {
+        format.symbol = short("display.amounts.symbol", value, 8, true)?;
+    }
+    if let Some(first) = raw.symbol_first {
+        format.symbol_first = first;
+    }
+    if let Some(space) = raw.space {
+        format.space = space;
+    }
+    if format.thousands == format.decimal
+        && let Some(value) = raw.decimal.as_ref().or(raw.thousands.as_ref())
+    {
+        return Err(invalid(
+            "display.amounts.decimal",
+            value.span(),
+            "the decimal mark must differ from the thousands separator".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_max_amount(text: &str) -> Result<Decimal, String> {
@@ -785,6 +1008,84 @@ invoice_code = "SHOP_INVOICE"
         let config = parse(&text).expect("valid");
         let qpay = config.qpay.expect("qpay");
         assert_eq!(qpay.client_secret.expose_secret(), "file-qpay-secret");
+    }
+
+    #[test]
+    fn the_display_section_sets_language_holds_amounts_page_and_framebuffer() {
+        let display = parse(MINIMAL).expect("valid").display.expect("on");
+        assert_eq!(display.language, Language::Mn, "from MNT");
+        assert_eq!(display.paid_hold, Duration::from_millis(5000));
+        assert_eq!(display.ended_hold, Duration::from_millis(10_000));
+        assert_eq!((display.web, display.framebuffer), (None, None));
+        let vnd = parse(&MINIMAL.replace("\"MNT\"", "\"VND\"")).expect("valid");
+        assert_eq!(vnd.display.expect("on").language, Language::Vi, "from VND");
+
+        let full = parse(&MINIMAL.replace(
+            "[providers.simulator]",
+            "[display]\nlanguage = \"en\"\npaid_hold_ms = 3000\n\
+             [display.web]\n\
+             [display.amounts.MNT]\nsymbol = \"MNT\"\nsymbol_first = true\nspace = true\n\
+             [display.framebuffer]\ndevice = \"/dev/fb1\"\n\
+             [providers.simulator]",
+        ))
+        .expect("valid");
+        let display = full.display.expect("on");
+        assert_eq!(display.language, Language::En);
+        assert_eq!(display.paid_hold, Duration::from_millis(3000));
+        assert_eq!(
+            display.web.map(|web| web.listen.to_string()).as_deref(),
+            Some(DEFAULT_WEB_LISTEN)
+        );
+        let mnt = display.amounts.get(Currency::Mnt);
+        assert_eq!(
+            (mnt.symbol.as_str(), mnt.symbol_first, mnt.space),
+            ("MNT", true, true)
+        );
+        assert_eq!(mnt.thousands, ",", "the rest keeps its default");
+        let framebuffer = display.framebuffer.expect("framebuffer");
+        assert_eq!(framebuffer.device, PathBuf::from("/dev/fb1"));
+        assert_eq!(framebuffer.fallback, None);
+    }
+
+    #[test]
+    fn display_errors_name_the_key_and_the_line() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "[display]\nlanguage = \"ru\"\n",
+                &["line 7", "display.language", "ru"],
+            ),
+            (
+                "[display]\npaid_hold_ms = 10\n",
+                &["line 7", "display.paid_hold_ms"],
+            ),
+            (
+                "[display.web]\nlisten = \"localhost\"\n",
+                &["line 7", "display.web.listen"],
+            ),
+            (
+                "[display.amounts.VND]\ndecimal = \".\"\n",
+                &["line 7", "display.amounts.decimal", "differ"],
+            ),
+            ("[display.amounts.USD]\nsymbol = \"$\"\n", &["USD"]),
+            (
+                "[display.framebuffer]\ndevice = \"/dev/fb0\"\nwidth = 480\n",
+                &["display.framebuffer", "together"],
+            ),
+            (
+                "[display.framebuffer]\ndevice = \"f\"\nwidth = 480\nheight = 272\nformat = \"yuv\"\n",
+                &["line 10", "display.framebuffer.format", "yuv"],
+            ),
+        ];
+        for (section, expected) in cases {
+            let text = MINIMAL.replace(
+                "[providers.simulator]",
+                &format!("{section}[providers.simulator]"),
+            );
+            let error = parse(&text).expect_err(section).to_string();
+            for fragment in *expected {
+                assert!(error.contains(fragment), "{error:?} lacks {fragment:?}");
+            }
+        }
     }
 
     #[test]

@@ -411,7 +411,7 @@ pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), Te
 
 /// Checks an id from outside (`source_id`, `source_type`, `source_uid`, `attempt_id`,
 /// `transaction_id`, ...) as [`check_text`] does, and that it reads as exactly what it is: no
-/// space at either end, and no character that does not show as itself ([`is_hidden`]). Without
+/// space at either end, and no character that does not show as itself (`is_hidden`). Without
 /// this, `A-1`, `A-1 ` and `A-\u{200B}1` would be three orders to qrpayd and one to the cashier
 /// who reads them.
 pub fn check_id(field: &'static str, value: &str, max: usize) -> Result<(), TextError> {

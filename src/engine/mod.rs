@@ -576,6 +576,7 @@ impl Engine {
             .seq
             .fetch_max(u64::try_from(epoch).unwrap_or(0) << 32, Ordering::Relaxed);
         let attempts = self.read(|tx| Ok(tx.attempts_to_resume()?)).await?;
+        let on_screen = screen::on_screen_after_restart(&attempts);
         let mut resumed = 0;
         for attempt in attempts {
             if attempt.provider == SYSTEM_PROVIDER {
@@ -596,9 +597,7 @@ impl Engine {
             self.supervise(&attempt.id);
             resumed += 1;
         }
-        if let Some(screen) = &self.inner.screen {
-            screen.show_idle_if_blank().await;
-        }
+        self.show_after_restart(on_screen).await;
         let counts = self.read(|tx| Ok(Counts::read(tx)?)).await?;
         self.inner.publisher.publish_counts(counts);
         Ok(resumed)

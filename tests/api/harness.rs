@@ -68,14 +68,31 @@ impl Harness {
 
     /// A daemon whose `[daemon]` section also has `daemon_extra` (lines of `key = value`).
     pub async fn start_configured(daemon_extra: &str, simulator_extra: &str) -> Harness {
+        Harness::start_full(daemon_extra, "", simulator_extra).await
+    }
+
+    /// A daemon whose `[display]` section ends with `display_extra` (keys, then subsections
+    /// such as `[display.web]`).
+    pub async fn start_display(display_extra: &str) -> Harness {
+        Harness::start_full("", display_extra, "").await
+    }
+
+    /// A daemon with extra lines in `[daemon]`, `[display]` and `[providers.simulator]`.
+    pub async fn start_full(
+        daemon_extra: &str,
+        display_extra: &str,
+        simulator_extra: &str,
+    ) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let bus = PrivateBus::start(dir.path()).expect("private bus");
         let state = dir.path().join("state");
-        let text = config_text(&state, bus.address(), simulator_extra).replacen(
-            "[display]",
-            &format!("{daemon_extra}\n[display]"),
-            1,
-        );
+        let text = config_text(&state, bus.address(), simulator_extra)
+            .replacen("[display]", &format!("{daemon_extra}\n[display]"), 1)
+            .replacen(
+                "height = 272\n",
+                &format!("height = 272\n{display_extra}\n"),
+                1,
+            );
         let config = Config::parse(&text, &dir.path().join("qrpayd.toml")).expect("config");
         let daemon = Daemon::start(&config).await.expect("daemon starts");
         let client = Client::connect(&BusAddress::parse(bus.address()))
@@ -87,6 +104,13 @@ impl Harness {
             _daemon: daemon,
             client,
         }
+    }
+}
+
+impl Harness {
+    /// The daemon under test.
+    pub fn daemon(&self) -> &Daemon {
+        &self._daemon
     }
 }
 

@@ -20,6 +20,10 @@
 //! - `money_safety`: the regression tests of the money-safety review: late money, overpayments,
 //!   refunds retried offline, races of cancel and cash, signal order, restarts.
 //! - `logging`: the journal fields that name a payment, and no secret in any log line.
+//! - `display`: the customer display's sinks: the kiosk page's events and state, the PNG, the
+//!   framebuffer, and the QR leaving all of them within 100 ms.
+//! - `display_browser`: the kiosk page in Debian's headless Chromium, every state in mn and vi,
+//!   and a daemon restart the page lives through.
 
 mod appotapay;
 mod appotapay_ipn;
@@ -27,7 +31,11 @@ mod bad_input;
 mod cancel_refund_cash;
 #[path = "../support/captured.rs"]
 mod captured;
+#[path = "../support/chromium.rs"]
+mod chromium;
 mod crash;
+mod display;
+mod display_browser;
 mod harness;
 mod introspection;
 mod limits;
@@ -42,5 +50,7 @@ mod payments;
 mod qpay;
 mod qpay_reconcile;
 mod reconcile;
+#[path = "../support/sse.rs"]
+mod sse;
 mod state_lock;
 mod vietqr;
