@@ -19,6 +19,9 @@
 //! - `money_safety`: the regression tests of the money-safety review: late money, overpayments,
 //!   refunds retried offline, races of cancel and cash, signal order, restarts.
 //! - `logging`: the journal fields that name a payment, and no secret in any log line.
+//! - `soak`: the soak's short seeded form: the real daemon against the mock QPay and AppotaPay
+//!   with faults, `kill -9` at random moments, the fault campaign's `invariants` after every
+//!   kill.
 
 mod appotapay;
 mod appotapay_ipn;
@@ -29,6 +32,9 @@ mod captured;
 mod crash;
 mod harness;
 mod introspection;
+/// The fault campaign's invariants, which the soak checks against the mock QPay's ledger.
+#[path = "../campaign/invariants.rs"]
+mod invariants;
 mod limits;
 mod logging;
 /// The mock AppotaPay, shared with the provider-level tests in `tests/appotapay.rs` (it allows
@@ -41,4 +47,5 @@ mod payments;
 mod qpay;
 mod qpay_reconcile;
 mod reconcile;
+mod soak;
 mod vietqr;
