@@ -24,6 +24,9 @@
 //!   framebuffer, and the QR leaving all of them within 100 ms.
 //! - `display_browser`: the kiosk page in Debian's headless Chromium, every state in mn and vi,
 //!   and a daemon restart the page lives through.
+//! - `soak`: the soak's short seeded form: the real daemon against the mock QPay and AppotaPay
+//!   with faults, `kill -9` at random moments, the fault campaign's `invariants` after every
+//!   kill.
 
 mod appotapay;
 mod appotapay_ipn;
@@ -38,6 +41,9 @@ mod display;
 mod display_browser;
 mod harness;
 mod introspection;
+/// The fault campaign's invariants, which the soak checks against the mock QPay's ledger.
+#[path = "../campaign/invariants.rs"]
+mod invariants;
 mod limits;
 mod logging;
 /// The mock AppotaPay, shared with the provider-level tests in `tests/appotapay.rs` (it allows
@@ -50,6 +56,7 @@ mod payments;
 mod qpay;
 mod qpay_reconcile;
 mod reconcile;
+mod soak;
 #[path = "../support/sse.rs"]
 mod sse;
 mod state_lock;

@@ -118,6 +118,8 @@ pub struct State {
     void_settled: bool,
     duplicate_names_invoice: bool,
     released: bool,
+    /// Invoices QPay no longer has: every request about one is answered `INVOICE_NOTFOUND`.
+    pub forgotten: std::collections::HashSet<String>,
     /// Requests being held right now.
     pub holding: usize,
     pub seen: Vec<Seen>,
@@ -301,6 +303,18 @@ impl MockQpay {
         for _ in 0..n {
             state.failures.push_back((route, failure.clone()));
         }
+    }
+
+    /// Every failure still queued by [`MockQpay::fail_next`] is dropped: QPay is well again.
+    pub fn heal(&self) {
+        self.state().failures.clear();
+    }
+
+    /// QPay loses an unpaid invoice: from now on every request about it is answered 404
+    /// `INVOICE_NOTFOUND`, and nobody can pay it.
+    pub fn forget_invoice(&self, invoice_id: &str) {
+        self.state().forgotten.insert(invoice_id.to_owned());
+        self.shared.changed();
     }
 
     /// Lets held requests go on.
@@ -538,6 +552,17 @@ fn answer(shared: &Shared, route: Route, uri: &Uri, headers: &HeaderMap, body: &
                 return flat_error(StatusCode::UNAUTHORIZED, "NO_CREDENDIALS");
             }
             let last = uri.path().rsplit('/').next().unwrap_or("").to_owned();
+            let about = match route {
+                Route::GetInvoice | Route::CancelInvoice => last.clone(),
+                Route::Check => serde_json::from_slice::<Value>(body)
+                    .ok()
+                    .and_then(|v| v["object_id"].as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            if state.forgotten.contains(&about) {
+                return flat_error(StatusCode::NOT_FOUND, "INVOICE_NOTFOUND");
+            }
             match route {
                 Route::CreateInvoice => create_invoice(&mut state, body),
                 Route::GetInvoice => get_invoice(&state, &last),

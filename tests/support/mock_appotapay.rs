@@ -253,6 +253,11 @@ impl MockAppotapay {
         self.state().failures.push_back((route, failure));
     }
 
+    /// Every failure still queued by [`MockAppotapay::fail_next`] is dropped.
+    pub fn heal(&self) {
+        self.state().failures.clear();
+    }
+
     /// Answers `qr_content` as a base64 PNG of the VietQR instead of its text.
     pub fn qr_as_image(&self, on: bool) {
         self.state().qr_as_image = on;

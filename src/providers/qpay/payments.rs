@@ -14,7 +14,7 @@ use reqwest::Method;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::client::CallError;
+use super::client::{CallError, clean};
 use super::invoice::amount_key;
 use super::model::{
     CheckRequest, ListRequest, Offset, PaymentPage, PaymentReversal, PaymentRow, WireDecimal,
@@ -195,7 +195,7 @@ pub(super) fn check_result(
         let amount = row.amount.ok_or_else(|| {
             ProviderError::Unavailable(format!(
                 "QPay reports payment {} as PAID without an amount",
-                row.payment_id
+                clean(&row.payment_id)
             ))
         })?;
         // Found by the property run: two payments near `Decimal::MAX` overflowed `+=`, which
@@ -259,7 +259,7 @@ pub(super) fn listed_row(
     let Some(amount) = row.amount else {
         return Err(ProviderError::Unavailable(format!(
             "QPay lists payment {} without an amount",
-            row.payment_id
+            clean(&row.payment_id)
         )));
     };
     let invoice_id =
@@ -408,7 +408,8 @@ impl Inner {
                 row.cloned().ok_or_else(|| {
                     ProviderError::Unavailable(format!(
                         "QPay does not list payment {} of invoice {} any more",
-                        choice.payment_id, request.invoice_id
+                        clean(&choice.payment_id),
+                        clean(&request.invoice_id)
                     ))
                 })?
             }
@@ -521,7 +522,7 @@ impl Inner {
                 reference: row.payment_id.clone(),
             });
         }
-        let error = error.into_error(Some(format!("payment {}", row.payment_id)));
+        let error = error.into_error(Some(format!("payment {}", clean(&row.payment_id))));
         if matches!(
             error,
             ProviderError::Rejected { .. } | ProviderError::NotFound(_)
@@ -567,7 +568,7 @@ impl Inner {
                 self.api.transport.timeout(),
             )
             .await
-            .map_err(|e| e.into_error(Some(format!("payment {payment_id}"))))
+            .map_err(|e| e.into_error(Some(format!("payment {}", clean(payment_id)))))
     }
 
     /// `POST /v2/payment/list`: the payments to this merchant's invoice code at this terminal
@@ -610,7 +611,9 @@ impl Inner {
     }
 }
 
-/// A row with an id; a row without one is nonsense from QPay.
+/// A row with an id; a row without one is nonsense from QPay. The id is kept as QPay wrote it
+/// (a refund must name it so); an error that names it shows it through `clean` (found by the
+/// property run: an id with a control character went into an error's text as it was).
 fn checked_row(row: PaymentRow) -> Result<Row, ProviderError> {
     let payment_id = row.payment_id.map(|id| id.0).ok_or_else(|| {
         ProviderError::Unavailable("QPay reported a payment without a payment_id".to_owned())
@@ -684,6 +687,28 @@ mod tests {
             Some(time::macros::date!(2020 - 10 - 20))
         );
         assert_eq!(parse_qpay_date("yesterday"), None);
+    }
+
+    /// Found by the property run (`tests/parsers`): a payment id with a control character
+    /// reached the text of an error (and so the till's error and the journal) unfiltered.
+    #[test]
+    fn a_payment_id_with_a_control_character_is_cleaned_in_errors() {
+        let page =
+            br#"{"count": 1, "rows": [{"payment_id": "P\u007f1\n", "payment_status": "PAID"}]}"#;
+        let error = super::super::answers::check_pages(&[page], None).expect_err("no amount");
+        let text = error.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("P 1"), "{text:?}");
+        let listed = super::super::answers::payment_list_pages(
+            &[br#"{"rows": [{"payment_id": "\u0000", "payment_date": "2020-10-19T08:00:00Z"}]}"#],
+            time::macros::date!(2020 - 10 - 19),
+            "CODE",
+        )
+        .expect_err("no amount");
+        assert!(
+            !listed.to_string().chars().any(char::is_control),
+            "{listed}"
+        );
     }
 
     /// Found by the property run (`tests/parsers`): payments adding up past the largest
