@@ -680,6 +680,35 @@ async fn a_payment_of_an_earlier_day_is_refunded() {
     assert_eq!(state.invoices[0].payments[0].status, "REFUNDED");
 }
 
+/// Found by the soak (seed 629062671): a void answered 200 with a body that is not JSON, and
+/// nothing done at QPay, was recorded as a refund made. Such an answer is no word from QPay:
+/// the refund's outcome is unknown, and the daemon repeats it until QPay really voids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_void_answered_200_with_a_broken_body_is_not_taken_for_a_refund() {
+    let h = QpayHarness::start().await;
+    let mut signals = h.client.watch().await.expect("watch");
+    let reply = settled_order(&h, "q-refund-garbled", "4200", |mock, invoice_id| {
+        mock.pay(invoice_id, "4200");
+    })
+    .await;
+    h.mock
+        .fail_next(Route::VoidPayment, 1, Failure::MalformedJson);
+    let refund = h
+        .client
+        .refund(&request(&[
+            ("attempt_id", s(&reply, "attempt_id")),
+            ("amount", "4200"),
+        ]))
+        .await
+        .expect("recorded");
+    assert_eq!(s(&refund, "status"), "204_SENT", "the outcome is unknown");
+    assert_eq!(h.mock.state().invoices[0].payments[0].status, "PAID");
+    wait_attempt(&mut signals, s(&refund, "refund_attempt_id"), "302_SUCCESS").await;
+    let state = h.mock.state();
+    assert_eq!(state.count(Route::VoidPayment), 2, "voided on the repeat");
+    assert_eq!(state.invoices[0].payments[0].status, "CANCELED");
+}
+
 /// A void refused with `PAYMENT_SETTLED` falls back to a refund.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settled_payment_is_refunded_when_the_void_is_refused() {

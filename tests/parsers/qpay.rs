@@ -184,6 +184,7 @@ fn exercise(bytes: &[u8], amount: Option<Decimal>) -> Result<(), TestCaseError> 
     each_error(&answers::invoice_created(bytes))?;
     each_error(&answers::invoice_details(bytes))?;
     each_error(&answers::payment(bytes))?;
+    each_error(&answers::done(bytes))?;
     check_properties(&[bytes], amount)?;
     let listed = answers::payment_list_pages(
         &[bytes],

@@ -45,6 +45,12 @@ pub fn payment(bytes: &[u8]) -> Result<PaymentRow, ProviderError> {
     parse_json("/v2/payment", bytes)
 }
 
+/// A 2xx answer to `DELETE /v2/invoice/{id}`, `/v2/payment/cancel/{id}` or
+/// `/v2/payment/refund/{id}`: done, or an unknown outcome when the body is not QPay's.
+pub fn done(bytes: &[u8]) -> Result<(), ProviderError> {
+    super::payments::done_answer("/v2/payment/cancel", bytes)
+}
+
 /// The pages QPay answered to `POST /v2/payment/check` for an invoice that asked for
 /// `invoice_amount` (when this daemon made it), read as the provider reads them: page after
 /// page until the last (at most as many as it would fetch), then what the invoice received.
