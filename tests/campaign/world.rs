@@ -275,8 +275,8 @@ impl World {
         self.check(&engine, &store, &mut events, false).await?;
         let Some(total) = total else {
             // Healing: a day and a half passes, in steps, with nothing else happening.
-            for _ in 0..36 {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
+            for _ in 0..6 {
+                tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
                 self.check(&engine, &store, &mut events, false).await?;
             }
             self.check(&engine, &store, &mut events, true).await?;
