@@ -331,6 +331,12 @@ impl<'c> Tx<'c> {
         )
     }
 
+    /// Every attempt, oldest first: one statement, for a whole-store audit (the fault campaign
+    /// reads the store after every step) rather than the engine's work.
+    pub fn all_attempts(&self) -> Result<Vec<Attempt>, StoreError> {
+        self.attempts_where("1 ORDER BY created_at, code", &[])
+    }
+
     /// The attempts that still need the daemon: open ones, and closed ones whose invoice may
     /// still be payable at the provider.
     ///
@@ -396,6 +402,12 @@ impl<'c> Tx<'c> {
     /// The payments recorded for an attempt, in the order they were seen.
     pub fn payment_results_of(&self, attempt_id: &str) -> Result<Vec<PaymentResult>, StoreError> {
         self.payment_results_where("attempt_id = ?1", &[&attempt_id])
+    }
+
+    /// Every payment recorded, in the order they were seen: one statement, for a whole-store
+    /// audit.
+    pub fn all_payment_results(&self) -> Result<Vec<PaymentResult>, StoreError> {
+        self.payment_results_where("1", &[])
     }
 
     fn payment_results_where(
