@@ -37,3 +37,17 @@ pub fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Durat
             .min(MAX_RETRY_AFTER),
     )
 }
+
+/// An error with its chain of causes on one line (`a: b: c`): reqwest's own message says
+/// little ("error sending request") and the cause says why. Its text names the URL, never a
+/// header.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

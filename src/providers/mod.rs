@@ -10,7 +10,7 @@
 //! [`Provider::lookup`] finds what an earlier, interrupted `create` made.
 
 pub mod appotapay;
-mod http;
+pub(crate) mod http;
 pub mod qpay;
 pub mod simulator;
 pub mod vietqr;
