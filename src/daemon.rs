@@ -36,6 +36,8 @@ pub enum StartError {
     Appotapay(#[from] AppotapayError),
     #[error("{0}")]
     VietQr(String),
+    #[error(transparent)]
+    MqPay(#[from] crate::providers::mqpay::MqPayGatewayError),
     #[error("cannot listen for AppotaPay IPNs on {address}: {source}")]
     IpnListener {
         address: std::net::SocketAddr,
@@ -110,6 +112,17 @@ impl Daemon {
         if let Some(settings) = &config.vietqr {
             let vietqr = VietQrProvider::new(settings.clone()).map_err(StartError::VietQr)?;
             providers = providers.with(Arc::new(vietqr));
+        }
+        if let Some(settings) = &config.mqpay {
+            // The gateway's checkout and refund journal lives in the store, so a restart finds
+            // what a lost answer made instead of making it again.
+            let name = crate::providers::mqpay::MqPayGateway::NAME;
+            let state = Arc::new(StoredProviderState::new(store.clone(), name));
+            providers = providers.with(Arc::new(crate::providers::mqpay::MqPayGateway::new(
+                settings.clone(),
+                &config.engine.terminal_id,
+                state,
+            )?));
         }
         if let Some(display) = &config.display
             && let Some(parent) = display.png_path.parent()

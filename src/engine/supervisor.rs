@@ -61,6 +61,8 @@ pub(super) enum Step {
 #[derive(Debug, Default)]
 pub(super) struct Watch {
     started: bool,
+    /// The recorded expiry the deadlines were fixed from.
+    expires_at: Option<Timestamp>,
     /// The attempt's expiry, on the monotonic clock.
     deadline: Option<Instant>,
     /// Until when an invoice the provider cannot close is watched for money.
@@ -73,12 +75,15 @@ pub(super) struct Watch {
 }
 
 impl Watch {
-    /// Fixes the deadlines on the monotonic clock from the attempt's recorded expiry.
+    /// Fixes the deadlines on the monotonic clock from the attempt's recorded expiry, and fixes
+    /// them again when that changes (a provider's own expiry, earlier than ours, recorded with
+    /// an invoice found by a lookup).
     fn start(&mut self, attempt: &Attempt, wall_now: Timestamp, late_payment_watch: Duration) {
-        if self.started {
+        if self.started && self.expires_at == attempt.expires_at {
             return;
         }
         self.started = true;
+        self.expires_at = attempt.expires_at;
         let now = Instant::now();
         if let Some(expires_at) = attempt.expires_at {
             let left = Duration::from_millis(wall_now.millis_until(expires_at));
@@ -561,9 +566,13 @@ impl Engine {
             Ok(CancelOutcome::Cancelled) => {
                 match provider.check(invoice_id).await {
                     Ok(mut check) => {
-                        if check.state == InvoiceState::Closed {
-                            // Closed because we just closed it: the caller records why (cancel
-                            // or expiry), so only the money in this answer counts.
+                        if matches!(
+                            check.state,
+                            InvoiceState::Closed | InvoiceState::Failed { .. }
+                        ) {
+                            // Closed because we just closed it (a gateway may call a cancelled
+                            // attempt failed, as MQ-Pay's `500_FAIL`): the caller records why
+                            // (cancel or expiry), so only the money in this answer counts.
                             check.state = InvoiceState::Open;
                         }
                         self.apply_check(attempt, check).await?;

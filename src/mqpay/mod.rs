@@ -230,10 +230,30 @@ impl MqPay {
 
     /// Sends `request` and returns the JSON of a 2xx answer (`null` for an empty body).
     pub async fn send(&self, request: Request<'_>) -> Result<serde_json::Value, MqPayError> {
-        let body = match request.body {
-            Some(value) => serde_json::to_vec(value).unwrap_or_default(),
-            None => Vec::new(),
-        };
+        let body = request
+            .body
+            .map(|value| serde_json::to_vec(value).unwrap_or_default());
+        self.send_bytes(request, body).await
+    }
+
+    /// Sends `request` with `body`, JSON the caller wrote itself, as its exact bytes
+    /// (`request.body` is not read): for a body `serde_json::Value` cannot hold, such as an
+    /// amount written as a JSON number from its decimal digits, never through a float.
+    pub async fn send_json(
+        &self,
+        request: Request<'_>,
+        body: Vec<u8>,
+    ) -> Result<serde_json::Value, MqPayError> {
+        self.send_bytes(request, Some(body)).await
+    }
+
+    async fn send_bytes(
+        &self,
+        request: Request<'_>,
+        body: Option<Vec<u8>>,
+    ) -> Result<serde_json::Value, MqPayError> {
+        let has_body = body.is_some();
+        let body = body.unwrap_or_default();
         let url = format!("{}{}", self.settings.base_url, request.path);
         let mut builder = self
             .http
@@ -253,7 +273,7 @@ impl MqPay {
                 .header("X-Qrpayd-Timestamp", timestamp.to_string())
                 .header("X-Qrpayd-Signature", format!("v1={signature}"));
         }
-        if request.body.is_some() {
+        if has_body {
             builder = builder
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);

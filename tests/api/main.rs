@@ -50,8 +50,10 @@ mod logging;
 /// the dead code of the parts each binary leaves unused).
 #[path = "../support/mock_appotapay.rs"]
 mod mock_appotapay;
+mod mock_mqpay;
 mod mock_qpay;
 mod money_safety;
+mod mqpay;
 mod payments;
 mod qpay;
 mod qpay_reconcile;

@@ -346,19 +346,7 @@ pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// A path segment, percent-encoded: ids are checked before they are sent, but a path must stay
-/// a path whatever it is given.
-pub(super) fn encode_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub(super) use crate::providers::http::encode_component;
 
 #[cfg(test)]
 mod tests {
