@@ -131,6 +131,8 @@ pub struct State {
     signing_secret: Option<String>,
     /// Pays this attempt (this much) when its cancel arrives, before refusing the cancel.
     pay_on_cancel: Option<(String, Decimal)>,
+    /// Checkouts say their attempt expires this many milliseconds after it is made.
+    expires_in_ms: Option<i64>,
 }
 
 impl State {
@@ -313,6 +315,11 @@ impl MockMqPay {
     /// Attempts are listed without their QR (as a back office that keeps no payment data).
     pub fn no_qr_on_attempts(&self) {
         self.state().qr_on_attempts = false;
+    }
+
+    /// Checkouts from now on answer that their attempt expires `ms` after it is made.
+    pub fn expire_attempts_after(&self, ms: i64) {
+        self.state().expires_in_ms = Some(ms);
     }
 
     /// The customer pays `amount` on `attempt_id`; returns the payment result's id.
@@ -666,12 +673,20 @@ fn checkout(state: &mut State, request: &Value, body: &[u8]) -> Response {
         response_code: String::new(),
         message: String::new(),
     });
+    let expires_at = state.expires_in_ms.map(|ms| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp(now + ms).to_rfc3339()
+    });
     ok(json!({
         "transaction": {"id": transaction_id, "status": "100_NEW",
                         "total": format!("{total:.4}"), "paid": "0.0000"},
         "attempt": {"id": attempt_id, "status": "204_SENT", "provider": provider,
                     "method": payment["method"]},
-        "payment": {"qrCode": qr, "qrUrl": format!("https://pay.example/q/{attempt_id}")},
+        "payment": {"qrCode": qr, "qrUrl": format!("https://pay.example/q/{attempt_id}"),
+                    "expiresAt": expires_at},
     }))
 }
 

@@ -238,6 +238,30 @@ async fn an_mqpay_attempt_expires_or_fails_as_the_gateway_says() {
     );
 }
 
+/// MQ-Pay's attempt runs out before the one qrpayd asked for: the attempt takes MQ-Pay's
+/// deadline, so the till and the customer screen never promise a QR that no longer works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_earlier_expiry_is_the_attempts() {
+    let h = MqPayHarness::start().await;
+    let mut signals = h.client.watch().await.expect("watch");
+    h.mock.expire_attempts_after(1500);
+    let reply = h
+        .client
+        .checkout(&order("mq-short", "1000"))
+        .await
+        .expect("checkout");
+    let expires_at =
+        qrpayd::domain::Timestamp::parse_rfc3339(s(&reply, "expires_at")).expect("an expiry");
+    let created_at =
+        qrpayd::domain::Timestamp::parse_rfc3339(s(&reply, "created_at")).expect("a creation time");
+    let lasts = created_at.millis_until(expires_at);
+    assert!(
+        lasts < 5_000,
+        "MQ-Pay's 1.5 s, not the configured 60 s: {lasts} ms"
+    );
+    wait_attempt(&mut signals, s(&reply, "attempt_id"), "501_EXPIRED").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_closes_the_mqpay_attempt_unless_the_customer_paid_first() {
     let h = MqPayHarness::start().await;
