@@ -29,6 +29,9 @@ use crate::providers::simulator::SimulatorSettings;
 use crate::providers::vietqr::VietQrSettings;
 
 mod providers;
+mod upstream;
+
+pub use upstream::UpstreamSettings;
 
 /// Where the config is when nothing says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/qrpayd/qrpayd.toml";
@@ -84,6 +87,8 @@ pub struct Config {
     pub appotapay_ipn_listen: Option<std::net::SocketAddr>,
     /// `[providers.vietqr]`, when present.
     pub vietqr: Option<VietQrSettings>,
+    /// `[upstream]`: the back office the sync sends every record to; no sync without it.
+    pub upstream: Option<UpstreamSettings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +98,7 @@ struct RawConfig {
     display: Option<RawDisplay>,
     #[serde(default)]
     providers: RawProviders,
+    upstream: Option<upstream::RawUpstream>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -438,6 +444,11 @@ impl Config {
             },
         };
 
+        let upstream = match raw.upstream {
+            Some(raw) => Some(upstream::parse_upstream(raw, &terminal_id, text, path)?),
+            None => None,
+        };
+
         let display = match raw.display {
             Some(display) if !display.enabled => None,
             Some(display) => Some(parse_display(display, default_currency, text, path)?),
@@ -468,6 +479,7 @@ impl Config {
             appotapay,
             appotapay_ipn_listen,
             vietqr,
+            upstream,
         })
     }
 }
