@@ -149,3 +149,116 @@ pub(super) fn parse_upstream(
         retention: Duration::from_secs(retention_days * 86_400),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::config::Config;
+
+    const DAEMON: &str = r#"
+[daemon]
+terminal_id = "T-01"
+default_currency = "MNT"
+
+[providers.simulator]
+"#;
+
+    fn parse(upstream: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!("{DAEMON}\n[upstream]\n{upstream}"),
+            Path::new("/etc/qrpayd/qrpayd.toml"),
+        )
+    }
+
+    #[test]
+    fn the_section_turns_the_sync_on_with_its_defaults() {
+        let config = parse("base_url = \"https://bo.example/api/mq-pay/\"\napi_key = \"k-1\"\n")
+            .expect("valid");
+        let upstream = config.upstream.expect("on");
+        assert_eq!(upstream.mqpay.base_url, "https://bo.example/api/mq-pay");
+        assert_eq!(upstream.mqpay.api_key.expose_secret(), "k-1");
+        assert!(upstream.mqpay.signing_secret.is_none());
+        assert_eq!(upstream.mqpay.request_timeout, Duration::from_secs(10));
+        assert_eq!(upstream.mqpay.terminal_id, "T-01");
+        assert_eq!(upstream.max_in_flight, 4);
+        assert_eq!(upstream.retention, Duration::from_secs(90 * 86_400));
+        let off = Config::parse(DAEMON, Path::new("/etc/qrpayd/qrpayd.toml")).expect("valid");
+        assert!(off.upstream.is_none());
+    }
+
+    /// Each bad value is refused with its key and its line (the section's first key is on line 9).
+    #[test]
+    fn bad_values_name_their_key_and_line() {
+        let key = "api_key = \"k\"\n";
+        for (section, expected) in [
+            (
+                format!("base_url = \"http://bo.example\"\n{key}"),
+                "line 9: upstream.base_url",
+            ),
+            (
+                format!("base_url = \"ftp://bo.example\"\n{key}"),
+                "line 9: upstream.base_url",
+            ),
+            (
+                format!("base_url = \"https://u:p@bo.example\"\n{key}"),
+                "line 9: upstream.base_url",
+            ),
+            (
+                "base_url = \"https://bo.example\"\napi_key = \"  \"\n".to_owned(),
+                "line 10: upstream.api_key",
+            ),
+            (
+                format!("base_url = \"https://bo.example\"\n{key}max_in_flight = 0\n"),
+                "line 11: upstream.max_in_flight",
+            ),
+            (
+                format!("base_url = \"https://bo.example\"\n{key}request_timeout_ms = 5\n"),
+                "line 11: upstream.request_timeout_ms",
+            ),
+            (
+                format!("base_url = \"https://bo.example\"\n{key}retention_days = 0\n"),
+                "line 11: upstream.retention_days",
+            ),
+        ] {
+            let error = parse(&section).expect_err(&section).to_string();
+            assert!(error.contains(expected), "{section}: {error}");
+        }
+        let missing = parse("base_url = \"https://bo.example\"\n").expect_err("no key");
+        assert!(
+            missing.to_string().contains("upstream.api_key"),
+            "{missing}"
+        );
+        let unknown = parse("base_url = \"https://bo.example\"\napi_key = \"k\"\nspeed = 1\n")
+            .expect_err("unknown key");
+        assert!(unknown.to_string().contains("speed"), "{unknown}");
+        // http:// is for this machine only.
+        parse(&format!("base_url = \"http://127.0.0.1:8080/bo\"\n{key}")).expect("loopback");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_show() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key = dir.path().join("key");
+        let secret = dir.path().join("secret");
+        std::fs::write(&key, "file-key-XYZ\n").expect("write");
+        std::fs::write(&secret, "file-secret-XYZ\n").expect("write");
+        let config = parse(&format!(
+            "base_url = \"https://bo.example\"\napi_key_file = \"{}\"\nsigning_secret_file = \"{}\"\n",
+            key.display(),
+            secret.display()
+        ))
+        .expect("valid");
+        let upstream = config.upstream.expect("on");
+        assert_eq!(upstream.mqpay.api_key.expose_secret(), "file-key-XYZ");
+        let printed = format!("{upstream:?}");
+        assert!(!printed.contains("XYZ"), "{printed}");
+        let both = parse(&format!(
+            "base_url = \"https://bo.example\"\napi_key = \"k\"\napi_key_file = \"{}\"\n",
+            key.display()
+        ))
+        .expect_err("both");
+        assert!(both.to_string().contains("not both"), "{both}");
+    }
+}

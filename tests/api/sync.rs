@@ -267,11 +267,50 @@ async fn a_refused_record_is_parked_blocks_only_its_transaction_and_is_retried()
         .await
         .expect_err("not parked");
     assert_eq!(error_name(&error), "SyncEventNotParked");
+    // What IT sees with qrpayctl: the parked event with the back office's answer, then the
+    // retry once the cause is fixed.
+    let listed = qrpayctl(&h, &["sync", "parked"]).await;
+    assert!(
+        listed.contains("TXN000001") && listed.contains("INVALID_RECORD"),
+        "{listed}"
+    );
+    assert!(listed.contains("1 parked event(s)"), "{listed}");
     mock.clear_rejects();
-    assert_eq!(h.client.retry_sync(Some(seq)).await.expect("retry"), 1);
+    let retried = qrpayctl(&h, &["sync", "retry", &seq.to_string()]).await;
+    assert!(
+        retried.contains("1 parked event(s) sent again"),
+        "{retried}"
+    );
     wait_delivered(&h.client, &mut signals).await;
-    assert_eq!(h.client.sync_status().await.expect("status")["parked"], 0);
+    let status = qrpayctl(&h, &["sync"]).await;
+    assert!(
+        status.contains("state: idle") && status.contains("pending: 0"),
+        "{status}"
+    );
+    assert!(
+        status.contains("parked: 0") && !status.contains("never"),
+        "{status}"
+    );
     assert_upstream_equals_terminal(&h, &mock).await;
+}
+
+/// Runs `qrpayctl --bus <the harness's bus> ARGS`, expecting exit code 0; returns its output.
+async fn qrpayctl(h: &Harness, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_qrpayctl"))
+        .arg("--bus")
+        .arg(h.bus.address())
+        .args(args)
+        .env_remove("QRPAYD_BUS")
+        .output()
+        .await
+        .expect("run qrpayctl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(0), "qrpayctl {args:?}: {text}");
+    text
 }
 
 /// The back office commits a create, then its answer is lost (held past the client's timeout):
