@@ -14,3 +14,4 @@ pub mod logging;
 pub mod mqpay;
 pub mod providers;
 pub mod store;
+pub mod sync;

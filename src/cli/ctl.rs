@@ -64,6 +64,11 @@ pub enum CtlCommand {
     /// Drive the simulated provider.
     #[command(subcommand)]
     Simulate(SimulateCommand),
+    /// The upstream sync's status; `now`, `parked`, `retry [SEQ]`.
+    Sync {
+        #[command(subcommand)]
+        command: Option<super::sync::SyncCommand>,
+    },
     /// Decode or build EMVCo / VietQR payloads (offline: no bus needed).
     #[command(subcommand)]
     Qr(super::qr::QrCommand),
@@ -476,6 +481,7 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
                 println!("{} payment(s), {differences} difference(s)", rows.len());
             }
         }
+        CtlCommand::Sync { command } => super::sync::run(&client, command, json).await?,
         // Handled before connecting.
         CtlCommand::Qr(_) | CtlCommand::GenerateAssets { .. } => {}
         CtlCommand::Simulate(command) => match command {

@@ -29,6 +29,9 @@ use crate::providers::simulator::SimulatorSettings;
 use crate::providers::vietqr::VietQrSettings;
 
 mod providers;
+mod upstream;
+
+pub use upstream::UpstreamSettings;
 
 /// Where the config is when nothing says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/qrpayd/qrpayd.toml";
@@ -86,6 +89,8 @@ pub struct Config {
     pub vietqr: Option<VietQrSettings>,
     /// `[providers.mqpay]`, when present.
     pub mqpay: Option<crate::providers::mqpay::MqPayGatewaySettings>,
+    /// `[upstream]`: the back office the sync sends every record to; no sync without it.
+    pub upstream: Option<UpstreamSettings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +100,7 @@ struct RawConfig {
     display: Option<RawDisplay>,
     #[serde(default)]
     providers: RawProviders,
+    upstream: Option<upstream::RawUpstream>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -451,6 +457,11 @@ impl Config {
             },
         };
 
+        let upstream = match raw.upstream {
+            Some(raw) => Some(upstream::parse_upstream(raw, &terminal_id, text, path)?),
+            None => None,
+        };
+
         let display = match raw.display {
             Some(display) if !display.enabled => None,
             Some(display) => Some(parse_display(display, default_currency, text, path)?),
@@ -482,6 +493,7 @@ impl Config {
             appotapay_ipn_listen,
             vietqr,
             mqpay,
+            upstream,
         })
     }
 }

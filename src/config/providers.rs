@@ -17,7 +17,7 @@ use crate::providers::qpay::{self, QpaySettings};
 use crate::providers::vietqr::VietQrSettings;
 
 /// An `Invalid` error for `key` at `span` of `text`.
-fn invalid_at(
+pub(super) fn invalid_at(
     text: &str,
     path: &Path,
     key: &'static str,
@@ -204,7 +204,7 @@ pub(super) fn parse_qpay(
 /// An `https://` URL (or `http://` to this machine only, for tests and local proxies: the client
 /// secret must never cross a network in clear), without its trailing slash. A callback may be
 /// any `http(s)://` URL: QPay calls it, and it carries no secret.
-fn check_url(text: &str, any_http: bool) -> Result<String, String> {
+pub(super) fn check_url(text: &str, any_http: bool) -> Result<String, String> {
     let url =
         reqwest::Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
     let loopback = url.host_str().is_some_and(|host| {

@@ -30,8 +30,7 @@ use super::checkout::{create_request, load_pair_in, lookup_created};
 use super::money::{check_provider_amount, record_money, refund_overpayment};
 use super::{Changes, Engine, EngineError, Event, HandleRef, SYSTEM_PROVIDER, Stamp, lock};
 use crate::domain::{
-    Attempt, AttemptStatus, AttemptType, Failure, OutboxKind, PaymentResult, Timestamp,
-    Transaction, format_amount,
+    Attempt, AttemptStatus, AttemptType, Failure, PaymentResult, Timestamp, Transaction,
 };
 use crate::logging;
 use crate::providers::{
@@ -529,12 +528,6 @@ impl Engine {
                 attempt.transition_to(AttemptStatus::Success, now)?;
             } else {
                 attempt.transition_to(AttemptStatus::Expired, now)?;
-                tx.append_outbox(
-                    &transaction.id,
-                    OutboxKind::AttemptExpired,
-                    &attempt_event(&transaction, &attempt, now),
-                    now,
-                )?;
             }
             tx.update_attempt(&attempt)?;
             tracing::info!(
@@ -809,14 +802,6 @@ fn apply_check_in(
         && target != attempt.status
     {
         attempt.transition_to(target, now)?;
-        if target == AttemptStatus::Expired {
-            tx.append_outbox(
-                &transaction.id,
-                OutboxKind::AttemptExpired,
-                &attempt_event(&transaction, &attempt, now),
-                now,
-            )?;
-        }
     }
     if matches!(
         check.state,
@@ -833,17 +818,4 @@ fn apply_check_in(
     }
     refund_overpayment(tx, changes, &transaction, &attempt, excess, refunder, stamp)?;
     Ok(attempt)
-}
-
-fn attempt_event(transaction: &Transaction, attempt: &Attempt, at: Timestamp) -> serde_json::Value {
-    serde_json::json!({
-        "transaction_id": transaction.id,
-        "transaction_number": transaction.number,
-        "attempt_id": attempt.id,
-        "attempt_code": attempt.code,
-        "provider": attempt.provider,
-        "amount": format_amount(attempt.amount),
-        "status": attempt.status.code(),
-        "at": at.to_rfc3339(),
-    })
 }
