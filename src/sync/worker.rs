@@ -6,7 +6,8 @@
 //! once. Within a transaction the events' records are sent in the order of their first event
 //! (so a parent always goes before its child), each record once, in its current state: the
 //! events of one record are coalesced into one request. The first failure stops that
-//! transaction; what was accepted before it is marked delivered in one short write.
+//! transaction; what the back office accepted in the whole pass is marked delivered in one
+//! short write at its end.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -199,17 +200,38 @@ impl Worker {
                 None => groups.push((event.transaction_id.clone(), vec![event])),
             }
         }
-        let outcomes: Vec<Outcome> = futures_util::stream::iter(groups)
+        let results: Vec<(Outcome, Vec<i64>)> = futures_util::stream::iter(groups)
             .map(|(id, events)| self.sync_transaction(id, events))
             .buffer_unordered(self.settings.max_in_flight)
             .collect()
             .await;
-        let outcome = outcomes.into_iter().fold(Outcome::Done, Outcome::worst);
+        let mut delivered = Vec::new();
+        let mut outcome = Outcome::Done;
+        for (result, seqs) in results {
+            outcome = outcome.worst(result);
+            delivered.extend(seqs);
+        }
+        // One short write for the whole pass: the till's writes wait for one commit, not one
+        // per transaction. A crash before it only sends these events again (at least once).
+        if !delivered.is_empty()
+            && let Err(error) = self.mark_delivered(delivered).await
+        {
+            tracing::error!(%error, "cannot mark upstream events delivered");
+            outcome = outcome.worst(Outcome::Retry {
+                after: None,
+                why: error.to_string(),
+            });
+        }
         Ok((outcome, full))
     }
 
     /// Syncs one transaction's pending events, in order, stopping at the first failure.
-    async fn sync_transaction(&self, transaction_id: String, events: Vec<OutboxEvent>) -> Outcome {
+    /// Returns how it ended and the events the back office accepted.
+    async fn sync_transaction(
+        &self,
+        transaction_id: String,
+        events: Vec<OutboxEvent>,
+    ) -> (Outcome, Vec<i64>) {
         let id = transaction_id.clone();
         let records = match self
             .handle
@@ -225,13 +247,14 @@ impl Worker {
                     "the transaction is not in the database",
                 )
                 .await;
-                return Outcome::Done;
+                return (Outcome::Done, Vec::new());
             }
             Err(error) => {
-                return Outcome::Retry {
+                let retry = Outcome::Retry {
                     after: None,
                     why: error.to_string(),
                 };
+                return (retry, Vec::new());
             }
         };
         let steps = plan(&events, &records);
@@ -271,16 +294,7 @@ impl Worker {
                 },
             }
         }
-        if !delivered.is_empty()
-            && let Err(error) = self.mark_delivered(delivered).await
-        {
-            tracing::error!(%error, transaction_id, "cannot mark upstream events delivered");
-            outcome = outcome.worst(Outcome::Retry {
-                after: None,
-                why: error.to_string(),
-            });
-        }
-        outcome
+        (outcome, delivered)
     }
 
     /// Sends one record: a create (answered "exists": a PATCH of its whole state), or a PATCH

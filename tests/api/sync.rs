@@ -403,15 +403,9 @@ async fn without_upstream_the_sync_is_disabled() {
 async fn two_thousand_payments_made_offline_all_arrive_in_order() {
     const BACKLOG: usize = 2000;
     const LIVE: usize = 20;
-    // A free port that nothing listens on yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let base_url = format!(
-        "http://127.0.0.1:{port}{}",
-        crate::mock_backoffice::BASE_PATH
-    );
+    // A port held for the back office, where nothing listens yet: connections are refused.
+    let (reserved, address) = MockBackOffice::reserve();
+    let base_url = format!("http://{address}{}", crate::mock_backoffice::BASE_PATH);
     let h = Harness::start_seeded("", "", &upstream_section(&base_url, true, ""), |state| {
         crate::backlog::write_backlog(state, "TEST-01", BACKLOG);
     })
@@ -443,7 +437,7 @@ async fn two_thousand_payments_made_offline_all_arrive_in_order() {
     );
     assert!(status["oldest_pending_seconds"].as_u64().is_some());
 
-    let mock = MockBackOffice::start_on(&format!("127.0.0.1:{port}"), true).await;
+    let mock = MockBackOffice::start_reserved(reserved, true);
     h.client.sync_now().await.expect("sync now");
     wait_delivered(&h.client, &mut signals).await;
     {
@@ -526,7 +520,12 @@ async fn kill_9_before_marking_delivered_duplicates_nothing_upstream() {
     wait_delivered(&client, &mut signals).await;
     {
         let state = mock.state();
-        assert_eq!(state.count("transactions"), 1);
+        assert_eq!(
+            state.count("transactions"),
+            1,
+            "{:?}",
+            state.collection("transactions")
+        );
         assert_eq!(state.count("payment-attempts"), 1);
         assert_eq!(state.count("payment-results"), 1);
         let up = state

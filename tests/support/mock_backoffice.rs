@@ -159,15 +159,35 @@ impl MockBackOffice {
 
     /// A mock on `address` (`127.0.0.1:<port>`), signed or not.
     pub async fn start_on(address: &str, signed: bool) -> MockBackOffice {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .expect("bind the mock back office");
+        MockBackOffice::serve(listener, signed)
+    }
+
+    /// A port of 127.0.0.1 held for a mock that is not there yet: bound, not listening, so a
+    /// connection to it is refused (a back office that is down) and no other test can take it.
+    pub fn reserve() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        let address = socket.local_addr().expect("address");
+        (socket, address)
+    }
+
+    /// The mock on a port held by [`MockBackOffice::reserve`]: the back office comes up.
+    pub fn start_reserved(socket: tokio::net::TcpSocket, signed: bool) -> MockBackOffice {
+        MockBackOffice::serve(socket.listen(1024).expect("listen"), signed)
+    }
+
+    fn serve(listener: tokio::net::TcpListener, signed: bool) -> MockBackOffice {
         let (version, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             version,
             signed,
         });
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .expect("bind the mock back office");
         let address = listener.local_addr().expect("address");
         let router = axum::Router::new()
             .fallback(handle)
