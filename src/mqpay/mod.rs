@@ -229,7 +229,25 @@ impl MqPay {
     }
 
     /// Sends `request` and returns the JSON of a 2xx answer (`null` for an empty body).
+    ///
+    /// A signed request refused with 401 or 403 whose answer showed the local clock off from
+    /// the server's (so the signature's timestamp was refused, most likely) is sent once more
+    /// at once, timed by the server's clock.
     pub async fn send(&self, request: Request<'_>) -> Result<serde_json::Value, MqPayError> {
+        let offset = self.clock_offset_seconds();
+        match self.send_once(request.clone()).await {
+            Err(error)
+                if self.settings.signing_secret.is_some()
+                    && error.disposition() == Disposition::Auth
+                    && self.clock_offset_seconds() != offset =>
+            {
+                self.send_once(request).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_once(&self, request: Request<'_>) -> Result<serde_json::Value, MqPayError> {
         let body = match request.body {
             Some(value) => serde_json::to_vec(value).unwrap_or_default(),
             None => Vec::new(),
