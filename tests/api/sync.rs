@@ -361,6 +361,26 @@ async fn refused_credentials_pause_the_sync_until_sync_now() {
     assert_upstream_equals_terminal(&h, &mock).await;
 }
 
+/// The terminal's clock is ten minutes behind the back office's: the first signed request is
+/// refused (its timestamp is outside the ±300 s window), its answer's `Date` shows the skew,
+/// and the request is sent again at once on the back office's clock; everything arrives
+/// without a pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_follow_the_back_offices_clock_when_the_local_one_is_off() {
+    let mock = MockBackOffice::start().await;
+    mock.state().clock_offset = 600;
+    let h = daemon_for(&mock, "").await;
+    let mut signals = h.client.watch().await.expect("watch");
+    paid_sale(&h, "skew-1", "1500").await;
+    wait_delivered(&h.client, &mut signals).await;
+    assert_eq!(
+        mock.state().refused_auth,
+        1,
+        "only the first request was refused"
+    );
+    assert_upstream_equals_terminal(&h, &mock).await;
+}
+
 /// A record the back office already holds (a 409 on create) is sent as a PATCH of its whole
 /// current state, which replaces what the back office had.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -403,15 +423,9 @@ async fn without_upstream_the_sync_is_disabled() {
 async fn two_thousand_payments_made_offline_all_arrive_in_order() {
     const BACKLOG: usize = 2000;
     const LIVE: usize = 20;
-    // A free port that nothing listens on yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let base_url = format!(
-        "http://127.0.0.1:{port}{}",
-        crate::mock_backoffice::BASE_PATH
-    );
+    // A port held for the back office, where nothing listens yet: connections are refused.
+    let (reserved, address) = MockBackOffice::reserve();
+    let base_url = format!("http://{address}{}", crate::mock_backoffice::BASE_PATH);
     let h = Harness::start_seeded("", "", &upstream_section(&base_url, true, ""), |state| {
         crate::backlog::write_backlog(state, "TEST-01", BACKLOG);
     })
@@ -443,7 +457,7 @@ async fn two_thousand_payments_made_offline_all_arrive_in_order() {
     );
     assert!(status["oldest_pending_seconds"].as_u64().is_some());
 
-    let mock = MockBackOffice::start_on(&format!("127.0.0.1:{port}"), true).await;
+    let mock = MockBackOffice::start_reserved(reserved, true);
     h.client.sync_now().await.expect("sync now");
     wait_delivered(&h.client, &mut signals).await;
     {
@@ -526,7 +540,12 @@ async fn kill_9_before_marking_delivered_duplicates_nothing_upstream() {
     wait_delivered(&client, &mut signals).await;
     {
         let state = mock.state();
-        assert_eq!(state.count("transactions"), 1);
+        assert_eq!(
+            state.count("transactions"),
+            1,
+            "{:?}",
+            state.collection("transactions")
+        );
         assert_eq!(state.count("payment-attempts"), 1);
         assert_eq!(state.count("payment-results"), 1);
         let up = state
@@ -544,7 +563,13 @@ async fn kill_9_before_marking_delivered_duplicates_nothing_upstream() {
     }
     daemon.kill_9();
     let log = std::fs::read_to_string(&log).expect("log");
-    assert!(log.contains("upstream"), "the log is the daemon's");
+    // One line per change of the sync's state; none per request accepted at info.
+    assert!(log.contains("the upstream sync is idle"), "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains(" INFO ") && l.contains("/payment-results")),
+        "a request was logged at info"
+    );
     for (what, secret) in [
         ("the API key", API_KEY),
         ("the signing secret", SIGNING_SECRET),
