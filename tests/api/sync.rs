@@ -19,7 +19,7 @@ async fn daemon_for(mock: &MockBackOffice, upstream_extra: &str) -> Harness {
 }
 
 /// Waits until the sync's properties satisfy `done`, woken by their change signals.
-async fn wait_sync(
+pub(crate) async fn wait_sync(
     client: &Client,
     signals: &mut (impl Stream<Item = Signal> + Unpin),
     what: &str,
@@ -50,7 +50,7 @@ async fn wait_delivered(client: &Client, signals: &mut (impl Stream<Item = Signa
 }
 
 /// A paid sale of `amount` with two items; returns (transaction id, attempt id).
-async fn paid_sale(h: &Harness, source_id: &str, amount: &str) -> (String, String) {
+pub(crate) async fn paid_sale(h: &Harness, source_id: &str, amount: &str) -> (String, String) {
     let mut signals = h.client.watch().await.expect("watch");
     let request = with(
         order(source_id, amount),
