@@ -162,19 +162,25 @@ impl Worker {
         }
     }
 
-    /// Publishes a new state, logging the change once.
+    /// Publishes a new state, logging the change once: a warning when the sync goes offline or
+    /// is paused, a line at info when it recovers, and the to and fro between `syncing` and
+    /// `idle` that every sale makes at debug only.
     fn set_state(&self, state: SyncState, why: Option<&str>) {
         let before = self.handle.status().state;
         if before == state {
             return;
         }
-        match state {
-            SyncState::Offline | SyncState::PausedAuth => tracing::warn!(
+        let troubled = |s: SyncState| matches!(s, SyncState::Offline | SyncState::PausedAuth);
+        if troubled(state) {
+            tracing::warn!(
                 state = state.name(),
                 reason = why.unwrap_or_default(),
                 "the upstream sync is {state}"
-            ),
-            _ => tracing::info!(state = state.name(), "the upstream sync is {state}"),
+            );
+        } else if troubled(before) || before == SyncState::Disabled {
+            tracing::info!(state = state.name(), "the upstream sync is {state}");
+        } else {
+            tracing::debug!(state = state.name(), "the upstream sync is {state}");
         }
         self.handle.published(|status| status.state = state);
     }
@@ -189,7 +195,11 @@ impl Worker {
             return Ok((Outcome::Done, false));
         }
         let full = events.len() as u32 == BATCH;
-        self.set_state(SyncState::Syncing, None);
+        // From idle the sync is syncing; offline or paused it stays so until a pass succeeds
+        // (a retry is no news).
+        if self.handle.status().state == SyncState::Idle {
+            self.set_state(SyncState::Syncing, None);
+        }
         let mut groups: Vec<(String, Vec<OutboxEvent>)> = Vec::new();
         for event in events {
             match groups

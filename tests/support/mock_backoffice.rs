@@ -84,6 +84,9 @@ pub struct State {
     pub reject_ids: Vec<String>,
     /// Requests with a bad signature or key.
     pub refused_auth: usize,
+    /// Requests being answered now, and the most there ever were at once.
+    pub in_flight: usize,
+    pub most_in_flight: usize,
     /// How far the back office's clock is ahead of this machine's, in seconds: its `Date`
     /// header and its signature window follow it.
     pub clock_offset: i64,
@@ -380,11 +383,19 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    {
+        let mut state = shared.lock();
+        state.in_flight += 1;
+        state.most_in_flight = state.most_in_flight.max(state.in_flight);
+    }
+    // Long enough for requests of other transactions to overlap, as over a real network.
+    tokio::time::sleep(Duration::from_millis(1)).await;
     let reply = answer(&shared, &method, &uri, &headers, &body);
     shared.changed();
     if let Some(hold) = reply.hold {
         tokio::time::sleep(hold).await;
     }
+    shared.lock().in_flight -= 1;
     let mut response = (reply.status, axum::Json(reply.body)).into_response();
     let date = http_date(now_seconds() + shared.lock_offset());
     if let Ok(value) = date.parse() {
