@@ -169,10 +169,11 @@ async fn qrpayctl_exit_codes_tell_usage_refusal_provider_and_unreachable_apart()
     assert_eq!(unreachable.status.code(), Some(5), "{}", text(&unreachable));
 }
 
-/// The newcomer's path: `qrpayd demo` takes one payment end to end and ends settled.
+/// The newcomer's path: `qrpayd demo` takes one payment end to end and ends settled; with
+/// `--keep` its directory stays for a look at the frame and the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_settles_one_payment() {
-    let output = run(env!("CARGO_BIN_EXE_qrpayd"), &["demo"]).await;
+    let output = run(env!("CARGO_BIN_EXE_qrpayd"), &["demo", "--keep"]).await;
     let printed = text(&output);
     assert_eq!(output.status.code(), Some(0), "{printed}");
     for expected in [
@@ -192,6 +193,20 @@ async fn the_demo_settles_one_payment() {
         .expect("the demo names its directory");
     assert!(Path::new(dir).join("display.png").exists());
     std::fs::remove_dir_all(dir).expect("clean up the demo directory");
+}
+
+/// Regression: `qrpayd demo` left a directory behind on every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_removes_its_directory_unless_told_to_keep_it() {
+    let output = run(env!("CARGO_BIN_EXE_qrpayd"), &["demo"]).await;
+    let printed = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{printed}");
+    let dir = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("qrpayd demo: everything lives in "))
+        .expect("the demo names its directory");
+    assert!(!Path::new(dir).exists(), "{dir} is left behind");
+    assert!(printed.contains("--keep"), "{printed}");
 }
 
 const VIETQR_VECTOR: &str = "00020101021238530010A0000007270123000697041601092576788590208QRIBFTTA5303704540410005802VN62150811Chuyen tien6304BBB8";
@@ -297,7 +312,14 @@ async fn qrpayctl_pay_guides_the_cashier_through_a_vietqr_transfer() {
     assert_eq!(paid.status.code(), Some(0), "{}", text(&paid));
     let printed = text(&paid);
     assert!(printed.contains("purpose \"QRP ATT000001\""), "{printed}");
-    assert!(printed.contains("qrpayctl cash --attempt"), "{printed}");
+    // The hint works when pasted: it names the bus in use and the attempt by its code.
+    assert!(
+        printed.contains(&format!(
+            "qrpayctl --bus {} cash --attempt ATT000001 --tendered 150000",
+            bus.address()
+        )),
+        "{printed}"
+    );
 }
 
 /// Under systemd (`Type=notify`): `READY=1` once serving, then on SIGTERM `STOPPING=1` and a
@@ -346,4 +368,311 @@ async fn receive(socket: &tokio::net::UnixDatagram) -> String {
         .expect("a notification in time")
         .expect("receive");
     String::from_utf8_lossy(&buffer[..n]).into_owned()
+}
+
+/// A daemon with the simulator on a private bus, for the `qrpayctl` tests.
+struct Till {
+    dir: tempfile::TempDir,
+    bus: PrivateBus,
+    daemon: Option<Daemon>,
+    client: qrpayd::dbus::client::Client,
+}
+
+impl Till {
+    async fn start() -> Till {
+        let dir = tempfile::tempdir().expect("dir");
+        let bus = PrivateBus::start(dir.path()).expect("bus");
+        let text = config(&dir.path().join("state"), bus.address());
+        let parsed = Config::parse(&text, &dir.path().join("qrpayd.toml")).expect("config");
+        let daemon = Daemon::start(&parsed).await.expect("daemon");
+        let client =
+            qrpayd::dbus::client::Client::connect(&qrpayd::dbus::BusAddress::parse(bus.address()))
+                .await
+                .expect("client");
+        Till {
+            dir,
+            bus,
+            daemon: Some(daemon),
+            client,
+        }
+    }
+
+    async fn ctl(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--bus", self.bus.address()];
+        all.extend_from_slice(args);
+        run(env!("CARGO_BIN_EXE_qrpayctl"), &all).await
+    }
+
+    /// `qrpayctl --json pay ... --wait` running, once its Checkout reply is printed.
+    async fn waiting_pay(&self, args: &[&str]) -> (tokio::process::Child, Lines, Value) {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_qrpayctl"))
+            .args(["--bus", self.bus.address(), "--json", "pay", "--wait"])
+            .args(args)
+            .env_remove("QRPAYD_BUS")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn qrpayctl");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let first = within(lines.next_line())
+            .await
+            .expect("read")
+            .expect("the Checkout reply");
+        let reply: Value = serde_json::from_str(&first).expect("json");
+        (child, lines, reply)
+    }
+}
+
+type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
+
+/// Awaits `future` for at most 20 s (an upper bound on an event, not a sleep).
+async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(20), future)
+        .await
+        .expect("in time")
+}
+
+/// The rest of a child's output and its exit code.
+async fn finish(
+    child: tokio::process::Child,
+    mut lines: Lines,
+) -> (Option<i32>, Vec<String>, String) {
+    let mut rest = Vec::new();
+    while let Some(line) = within(lines.next_line()).await.expect("read") {
+        rest.push(line);
+    }
+    let output = within(child.wait_with_output()).await.expect("wait");
+    (
+        output.status.code(),
+        rest,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Regression: with the bus up and no daemon on it, the bus's `ServiceUnknown` was taken for a
+/// refusal by qrpayd (exit 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_daemon_on_the_bus_is_unreachable_exit_5_and_json_errors_go_to_stderr() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bus = PrivateBus::start(dir.path()).expect("bus");
+    let ctl = env!("CARGO_BIN_EXE_qrpayctl");
+    let output = run(ctl, &["--bus", bus.address(), "status", "TXN000001"]).await;
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+    assert!(text(&output).contains("not running"), "{}", text(&output));
+
+    let output = run(
+        ctl,
+        &["--bus", bus.address(), "--json", "pay", "--amount", "10"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(5));
+    assert!(output.stdout.is_empty());
+    let error: Value = serde_json::from_slice(&output.stderr).expect("a JSON error on stderr");
+    assert_eq!(error["error"], "Unreachable");
+    assert_eq!(error["exit_code"], 5);
+
+    let till = Till::start().await;
+    let refused = till.ctl(&["--json", "pay", "--amount", "1e5"]).await;
+    assert_eq!(refused.status.code(), Some(3));
+    let error: Value = serde_json::from_slice(&refused.stderr).expect("json");
+    assert_eq!(error["error"], "InvalidArgument");
+    assert_eq!(error["name"], "org.qrpayd.Pay1.Error.InvalidArgument");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("amount")),
+        "{error}"
+    );
+}
+
+/// `pay --wait` ends with the payment, and its exit status says how: settled 0, expired 6,
+/// failed 7, cancelled 8; its `--json` lines name their signal as `watch --json` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pay_wait_exits_with_a_distinct_code_for_each_end() {
+    let till = Till::start().await;
+
+    let (child, lines, reply) = till
+        .waiting_pay(&["--amount", "1000", "--order", "w-paid"])
+        .await;
+    till.client
+        .simulate_pay(reply["attempt_code"].as_str().expect("code"), "")
+        .await
+        .expect("pay");
+    let (code, rest, stderr) = finish(child, lines).await;
+    assert_eq!(code, Some(0), "{rest:?} {stderr}");
+    let parsed: Vec<Value> = rest
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert!(
+        parsed
+            .iter()
+            .any(|l| l["signal"] == "AttemptChanged" && l["args"]["status"] == "302_SUCCESS"),
+        "{rest:?}"
+    );
+    let last = parsed.last().expect("an outcome line");
+    assert_eq!(last["outcome"], "settled");
+    assert_eq!(last["transaction_status"], "304_SETTLED");
+
+    // The same order again is settled already: at once, exit 0, no QR.
+    let again = within(till.ctl(&["pay", "--amount", "1000", "--order", "w-paid", "--wait"])).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(text(&again).contains("already settled"), "{}", text(&again));
+    assert!(
+        !text(&again).contains('█'),
+        "no payable-looking QR: {}",
+        text(&again)
+    );
+
+    let (child, lines, _) = till
+        .waiting_pay(&[
+            "--amount",
+            "1000",
+            "--order",
+            "w-expired",
+            "--expires-in-ms",
+            "1000",
+        ])
+        .await;
+    let (code, rest, _) = finish(child, lines).await;
+    assert_eq!(code, Some(6), "{rest:?}");
+
+    let (child, lines, reply) = till
+        .waiting_pay(&["--amount", "1000", "--order", "w-failed"])
+        .await;
+    till.client
+        .simulate_fail(reply["attempt_id"].as_str().expect("id"))
+        .await
+        .expect("fail");
+    let (code, rest, _) = finish(child, lines).await;
+    assert_eq!(code, Some(7), "{rest:?}");
+
+    let (child, lines, reply) = till
+        .waiting_pay(&["--amount", "1000", "--order", "w-cancel"])
+        .await;
+    let cancel = till
+        .ctl(&[
+            "cancel",
+            "--attempt",
+            reply["attempt_code"].as_str().expect("code"),
+        ])
+        .await;
+    assert_eq!(cancel.status.code(), Some(0), "{}", text(&cancel));
+    assert!(
+        text(&cancel).contains("cancelled by ATT"),
+        "{}",
+        text(&cancel)
+    );
+    let (code, rest, _) = finish(child, lines).await;
+    assert_eq!(code, Some(8), "{rest:?}");
+}
+
+/// Regression: `pay --wait` waited for ever, silently, when the daemon stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pay_wait_notices_the_daemon_leaving_and_exits_5() {
+    let mut till = Till::start().await;
+    let (child, lines, _) = till
+        .waiting_pay(&["--amount", "1000", "--order", "w-left"])
+        .await;
+    drop(till.daemon.take());
+    let (code, _, stderr) = finish(child, lines).await;
+    assert_eq!(code, Some(5), "{stderr}");
+    let error: Value = serde_json::from_str(stderr.trim()).expect("json error");
+    assert_eq!(error["error"], "DaemonLeft");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("left the bus")
+                && m.contains(&format!("--bus {}", till.bus.address()))),
+        "{error}"
+    );
+    let _ = &till.dir;
+}
+
+/// What a cashier reads: one-line summaries, a table with a header and the refunded column, no
+/// colour when the output is not a terminal, and hints that carry the `--bus` in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_output_is_summaries_and_tables_with_hints_that_carry_the_bus() {
+    let till = Till::start().await;
+    let paid = till
+        .ctl(&["pay", "--amount", "12500", "--order", "h-1"])
+        .await;
+    let printed = text(&paid);
+    assert_eq!(paid.status.code(), Some(0), "{printed}");
+    let first = printed.lines().next().expect("a summary");
+    assert!(
+        first.starts_with("TXN000001 ATT000001 12,500₮ waiting, expires "),
+        "{printed}"
+    );
+    assert!(printed.contains('█'), "the QR: {printed}");
+    assert!(
+        printed.contains(&format!(
+            "qrpayctl --bus {} simulate pay ATT000001",
+            till.bus.address()
+        )),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains('\x1b'),
+        "no colour into a pipe: {printed:?}"
+    );
+
+    let mut signals = till.client.watch().await.expect("watch");
+    till.client
+        .simulate_pay("ATT000001", "")
+        .await
+        .expect("pay");
+    while let Some(signal) = futures_util::StreamExt::next(&mut signals).await {
+        if signal.args["status"] == "304_SETTLED" {
+            break;
+        }
+    }
+    let refund = till
+        .ctl(&["refund", "--attempt", "ATT000001", "--amount", "2500"])
+        .await;
+    assert_eq!(refund.status.code(), Some(0), "{}", text(&refund));
+    assert!(
+        text(&refund).starts_with("refund ATT000002 of 2500: refunded"),
+        "{}",
+        text(&refund)
+    );
+
+    let list = till.ctl(&["list"]).await;
+    let table = text(&list);
+    let mut rows = table.lines();
+    let header = rows.next().expect("header");
+    for column in [
+        "NUMBER", "STATUS", "TOTAL", "PAID", "REFUNDED", "SOURCE", "CREATED",
+    ] {
+        assert!(header.contains(column), "{table}");
+    }
+    let row = rows.next().expect("a row");
+    assert!(
+        row.starts_with("TXN000001  304_SETTLED")
+            && row.contains("2,500₮")
+            && row.contains("Order h-1"),
+        "{table}"
+    );
+
+    let status = till.ctl(&["status", "TXN000001"]).await;
+    let printed = text(&status);
+    assert!(
+        printed.starts_with("TXN000001 12,500₮ settled: paid 12,500₮, refunded 2,500₮"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("ATT000002  300_REFUND_PAYMENT"),
+        "{printed}"
+    );
+
+    let daemon = till.ctl(&["status"]).await;
+    assert!(
+        text(&daemon).contains("providers simulator, system"),
+        "{}",
+        text(&daemon)
+    );
 }

@@ -31,24 +31,9 @@ The customer display frame.
 \fBqrpayctl\fR(1), \fBsystemctl\fR(1), \fBjournalctl\fR(1)
 "#;
 
-/// Extra man-page text for `qrpayctl(1)`, in roff.
-const QRPAYCTL_EXTRA: &str = r#".SH EXIT STATUS
-.TP
-0
-Success.
-.TP
-2
-Usage error.
-.TP
-3
-The daemon refused the request (a D\-Bus error reply).
-.TP
-4
-The provider failed (unavailable, refused, not configured).
-.TP
-5
-The bus or the daemon cannot be reached.
-.SH SEE ALSO
+/// Extra man-page text for `qrpayctl(1)`, in roff, after its EXIT STATUS section (made from
+/// the one table of exit codes, [`super::ctl::exit::EXIT_CODES`]).
+const QRPAYCTL_EXTRA: &str = r#".SH SEE ALSO
 \fBqrpayd\fR(8)
 "#;
 
@@ -62,7 +47,8 @@ pub fn generate(out: &Path) -> io::Result<Vec<PathBuf>> {
 
     let mut written = Vec::new();
     write_man_pages(DaemonArgs::command(), "8", QRPAYD_EXTRA, &man, &mut written)?;
-    write_man_pages(CtlArgs::command(), "1", QRPAYCTL_EXTRA, &man, &mut written)?;
+    let qrpayctl_extra = format!("{}{QRPAYCTL_EXTRA}", super::ctl::exit::roff());
+    write_man_pages(CtlArgs::command(), "1", &qrpayctl_extra, &man, &mut written)?;
     for (mut command, name) in [
         (DaemonArgs::command(), "qrpayd"),
         (CtlArgs::command(), "qrpayctl"),

@@ -1,9 +1,12 @@
 //! `qrpayctl`: a command-line till. Every command is one D-Bus call (or a signal watch), so it
 //! is also the quickest way for a till developer to try the API.
 //!
-//! Exit codes: 0 success; 2 usage error; 3 the daemon refused the request (a D-Bus error
-//! reply); 4 the provider failed (unavailable, refused, not configured); 5 the bus or the
-//! daemon cannot be reached.
+//! Exit codes: the table in [`exit`], shown by `--help` and the man page. Human output is in
+//! [`human`]; `pay --wait` in [`wait`]; `--json` output is for scripts and stays stable.
+
+pub mod exit;
+mod human;
+mod wait;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -18,13 +21,13 @@ use crate::display;
 
 /// qrpayctl: talk to qrpayd over D-Bus, as a till would.
 #[derive(Debug, Parser)]
-#[command(name = "qrpayctl", version, about, long_about = None)]
+#[command(name = "qrpayctl", version, about, long_about = None, after_long_help = exit::help())]
 pub struct CtlArgs {
     /// The bus: `system`, `session` or a D-Bus address.
     #[arg(long, global = true, env = "QRPAYD_BUS", default_value = "system")]
     pub bus: String,
 
-    /// Print replies as JSON.
+    /// Print replies as JSON (one object per line), and errors as JSON on stderr.
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -101,7 +104,8 @@ pub struct PayArgs {
     /// An item as `DESCRIPTION:QUANTITY:UNIT_PRICE`; repeat for more.
     #[arg(long = "item")]
     pub items: Vec<String>,
-    /// Wait until the payment settles, expires or is cancelled, printing signals.
+    /// Wait until the payment settles, expires, fails or is cancelled, printing its signals;
+    /// the exit status says how it ended (see EXIT STATUS).
     #[arg(long)]
     pub wait: bool,
     /// Card or bank-account payment (method ATM): the bank's code.
@@ -213,21 +217,25 @@ pub enum SimulateCommand {
 pub fn main() -> ExitCode {
     let args = CtlArgs::parse();
     super::init_logging("warn");
+    // Before the runtime's threads exist: the only time the local offset can be read.
+    human::capture_local_offset();
     let args = match args.command {
         CtlCommand::Qr(command) => return ExitCode::from(super::qr::run(command, args.json)),
         CtlCommand::GenerateAssets { dir } => return generate_assets(&dir),
         _ => args,
     };
+    let json = args.json;
     super::daemon::runtime_then(|| async move {
         match run(args).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(Failure::Usage(message)) => {
-                eprintln!("qrpayctl: {message}");
-                ExitCode::from(2)
-            }
-            Err(Failure::Client(error)) => {
-                eprintln!("qrpayctl: {error}");
-                ExitCode::from(exit_code(&error))
+            Ok(exit) => exit.into(),
+            Err(failure) => {
+                let exit = failure.exit();
+                if json {
+                    eprintln!("{}", failure.to_json(exit));
+                } else {
+                    eprintln!("qrpayctl: {failure}");
+                }
+                exit.into()
             }
         }
     })
@@ -249,18 +257,65 @@ fn generate_assets(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-/// The exit code for a failed call.
-pub fn exit_code(error: &ClientError) -> u8 {
-    match error {
-        ClientError::Unreachable { .. } => 5,
-        error if error.is_provider_failure() => 4,
-        ClientError::Remote { .. } => 3,
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Client(ClientError),
+    /// The daemon left the bus while `pay --wait` waited.
+    #[error("{0}")]
+    DaemonLeft(String),
+}
+
+impl Failure {
+    fn exit(&self) -> exit::Exit {
+        match self {
+            Failure::Usage(_) => exit::Exit::Usage,
+            Failure::Client(error) => exit::Exit::of(error),
+            Failure::DaemonLeft(_) => exit::Exit::Unreachable,
+        }
+    }
+
+    /// The error as `--json` prints it on stderr: `error` is qrpayd's short error name
+    /// (`InvalidArgument`), or `Usage`, `Unreachable`, `DaemonLeft`.
+    fn to_json(&self, exit: exit::Exit) -> Value {
+        let (error, name, message) = match self {
+            Failure::Usage(message) => ("Usage".to_owned(), None, message.clone()),
+            Failure::Client(ClientError::Remote { name, message }) => (
+                name.rsplit('.').next().unwrap_or(name).to_owned(),
+                Some(name.clone()),
+                message.clone(),
+            ),
+            Failure::Client(error @ ClientError::Unreachable { .. }) => {
+                ("Unreachable".to_owned(), None, error.to_string())
+            }
+            Failure::DaemonLeft(message) => ("DaemonLeft".to_owned(), None, message.clone()),
+        };
+        serde_json::json!({
+            "error": error,
+            "name": name,
+            "message": message,
+            "exit_code": exit.code(),
+        })
     }
 }
 
-enum Failure {
-    Usage(String),
-    Client(ClientError),
+/// `qrpayctl` with the `--bus` in use (none for the default, the system bus), for the commands
+/// that hints print, so that they work when pasted.
+fn command_prefix(bus: &str) -> String {
+    if bus == "system" {
+        return "qrpayctl".to_owned();
+    }
+    let safe = bus
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_./:=,@%+-".contains(c));
+    if safe {
+        format!("qrpayctl --bus {bus}")
+    } else {
+        format!("qrpayctl --bus '{}'", bus.replace('\'', "'\\''"))
+    }
 }
 
 impl From<ClientError> for Failure {
@@ -287,10 +342,13 @@ impl From<u32> for Arg {
     }
 }
 
-async fn run(args: CtlArgs) -> Result<(), Failure> {
+async fn run(args: CtlArgs) -> Result<exit::Exit, Failure> {
     let bus = BusAddress::parse(&args.bus);
     let client = Client::connect(&bus).await?;
+    client.require_daemon().await?;
     let json = args.json;
+    let style = human::Style::detect();
+    let command = command_prefix(&args.bus);
     match args.command {
         CtlCommand::Pay(pay) => {
             let order = pay.order.unwrap_or_else(|| {
@@ -329,50 +387,41 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
                     .collect::<Result<Vec<_>, _>>()?;
                 request.insert("items".into(), Arg::Dicts(items));
             }
-            let mut signals = if pay.wait {
-                Some(client.watch().await?)
+            // Subscribed before the Checkout, so that no signal and no departure of the
+            // daemon in between is missed.
+            let watching = if pay.wait {
+                Some((client.watch().await?, client.presence().await?))
             } else {
                 None
             };
             let reply = client.checkout(&request).await?;
-            print_reply(&reply, json);
-            if !json && let Some(qr) = reply["qr_text"].as_str() {
-                match display::terminal_qr(qr) {
-                    Ok(text) => println!("{text}"),
-                    Err(error) => eprintln!("(cannot draw the QR: {error})"),
-                }
+            if json {
+                println!("{reply}");
+            } else {
+                print_payment(&reply, style, &command);
             }
-            if !json && reply["provider"] == "vietqr" {
-                print_vietqr_guidance(&reply);
-            }
-            if let Some(signals) = signals.as_mut() {
-                let transaction_id = reply["transaction_id"].as_str().unwrap_or("").to_owned();
-                let attempt_id = reply["attempt_id"].as_str().unwrap_or("").to_owned();
-                while let Some(signal) = signals.next().await {
-                    print_json_or(
-                        &signal.args,
-                        json,
-                        &format!("{} {}", signal.name, signal.args),
-                    );
-                    let final_attempt = signal.name == "AttemptChanged"
-                        && signal.args["attempt_id"] == attempt_id.as_str()
-                        && !matches!(signal.args["status"].as_str(), Some("100_NEW" | "204_SENT"));
-                    let settled = signal.name == "TransactionChanged"
-                        && signal.args["transaction_id"] == transaction_id.as_str()
-                        && signal.args["status"] == "304_SETTLED";
-                    if settled || (final_attempt && signal.args["status"] != "302_SUCCESS") {
-                        break;
-                    }
-                }
+            if let Some((signals, presence)) = watching {
+                let waiter = wait::Waiter {
+                    client: &client,
+                    json,
+                    style,
+                    command: &command,
+                    last_paid: Default::default(),
+                };
+                let outcome = waiter.wait(&reply, signals, presence).await?;
+                return Ok(outcome.exit());
             }
         }
-        CtlCommand::Status { id_or_number } => {
-            let reply = match id_or_number {
-                Some(id) => client.get_transaction(&id).await?,
-                None => client.status().await?,
-            };
-            print_reply(&reply, json);
-        }
+        CtlCommand::Status { id_or_number } => match id_or_number {
+            Some(id) => {
+                let view = client.get_transaction(&id).await?;
+                print_json_or(&view, json, || human::transaction_view(&view, style));
+            }
+            None => {
+                let status = client.status().await?;
+                print_json_or(&status, json, || human::daemon_status(&status, &args.bus));
+            }
+        },
         CtlCommand::List(list) => {
             let mut filter = Request::new();
             put(&mut filter, "status", list.status);
@@ -386,33 +435,15 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
             put(&mut filter, "limit", list.limit);
             put(&mut filter, "offset", list.offset);
             let reply = client.list_transactions(&filter).await?;
-            if json {
-                println!("{reply}");
-            } else {
-                for t in reply.as_array().into_iter().flatten() {
-                    let field = |key: &str| t[key].as_str().unwrap_or("");
-                    let overpaid = match field("overpaid") {
-                        "" | "0.0000" => String::new(),
-                        amount => format!("  overpaid {amount} refunded {}", field("refunded")),
-                    };
-                    println!(
-                        "{}  {}  {:>16} {}  paid {:>16}  {} {}  {}{overpaid}",
-                        field("transaction_number"),
-                        field("transaction_status"),
-                        field("total"),
-                        field("currency"),
-                        field("paid"),
-                        field("source_type"),
-                        field("source_id"),
-                        field("created_at"),
-                    );
-                }
-            }
+            print_json_or(&reply, json, || {
+                human::transaction_table(reply.as_array().map_or(&[], Vec::as_slice), style)
+            });
         }
         CtlCommand::Cancel(cancel) => {
             let mut request = target_request(cancel.target);
             put(&mut request, "reason", cancel.reason);
-            print_reply(&client.cancel(&request).await?, json);
+            let reply = client.cancel(&request).await?;
+            print_json_or(&reply, json, || human::cancel_summary(&reply, style));
         }
         CtlCommand::Refund(refund) => {
             let mut request = Request::new();
@@ -420,27 +451,55 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
             put(&mut request, "amount", Some(refund.amount));
             put(&mut request, "reason", refund.reason);
             put(&mut request, "request_id", refund.request_id);
-            print_reply(&client.refund(&request).await?, json);
+            let reply = client.refund(&request).await?;
+            print_json_or(&reply, json, || {
+                human::refund_summary(&reply, style, &command)
+            });
         }
         CtlCommand::Cash(cash) => {
             let mut request = target_request(cash.target);
             put(&mut request, "tendered", Some(cash.tendered));
             put(&mut request, "note", cash.note);
-            print_reply(&client.confirm_system_payment(&request).await?, json);
+            let reply = client.confirm_system_payment(&request).await?;
+            print_json_or(&reply, json, || human::cash_summary(&reply, style));
         }
         CtlCommand::Verify { attempt_id } => {
-            print_reply(&client.verify(&attempt_id).await?, json);
+            let reply = client.verify(&attempt_id).await?;
+            print_json_or(&reply, json, || human::verify_summary(&reply, style));
         }
         CtlCommand::Watch => {
             let mut signals = client.watch().await?;
-            while let Some(signal) = signals.next().await {
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "signal": signal.name, "args": signal.args })
-                    );
-                } else {
-                    println!("{} {}", signal.name, signal.args);
+            let mut presence = client.presence().await?;
+            loop {
+                tokio::select! {
+                    Some(signal) = signals.next() => {
+                        if json {
+                            println!(
+                                "{}",
+                                serde_json::json!({ "signal": signal.name, "args": signal.args })
+                            );
+                        } else {
+                            println!("{}", human::signal_line(&signal.name, &signal.args, style));
+                        }
+                    }
+                    Some(present) = presence.next() => {
+                        // The daemon stopped or came back: a till re-reads its open
+                        // transactions then (docs/integrating-a-till.md).
+                        if json {
+                            println!(
+                                "{}",
+                                serde_json::json!({
+                                    "signal": "NameOwnerChanged",
+                                    "args": { "name": crate::dbus::names::BUS_NAME, "present": present },
+                                })
+                            );
+                        } else if present {
+                            println!("qrpayd is on the bus again");
+                        } else {
+                            println!("qrpayd left the bus (stopped or crashed)");
+                        }
+                    }
+                    else => break,
                 }
             }
         }
@@ -493,11 +552,32 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
             }
         },
     }
-    Ok(())
+    Ok(exit::Exit::Success)
+}
+
+/// `pay`'s human output: the one-line summary, the QR while the customer may pay it, and what
+/// to do next.
+fn print_payment(reply: &Value, style: human::Style, command: &str) {
+    println!("{}", human::pay_summary(reply, style));
+    if !human::is_payable(reply) {
+        return;
+    }
+    match display::terminal_qr(human::field(reply, "qr_text")) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("(cannot draw the QR: {error})"),
+    }
+    match human::field(reply, "provider") {
+        "vietqr" => print_vietqr_guidance(reply, command),
+        "simulator" => println!(
+            "Simulator: the customer pays with\n  {command} simulate pay {}",
+            human::field(reply, "attempt_code")
+        ),
+        _ => {}
+    }
 }
 
 /// A VietQR transfer to the merchant's own account is confirmed by the cashier: say how.
-fn print_vietqr_guidance(reply: &Value) {
+fn print_vietqr_guidance(reply: &Value, command: &str) {
     let field = |key: &str| reply[key].as_str().unwrap_or("").to_owned();
     let purpose = crate::emv::Payload::parse(&field("qr_text"))
         .ok()
@@ -506,9 +586,9 @@ fn print_vietqr_guidance(reply: &Value) {
         .unwrap_or_default();
     println!(
         "Cashier: no gateway reports this transfer. When the merchant's bank app shows {} VND \
-         with the purpose \"{purpose}\", confirm it:\n  qrpayctl cash --attempt {} --tendered {}",
+         with the purpose \"{purpose}\", confirm it:\n  {command} cash --attempt {} --tendered {}",
         field("amount").trim_end_matches(".0000"),
-        field("attempt_id"),
+        field("attempt_code"),
         field("amount").trim_end_matches(".0000"),
     );
 }
@@ -538,41 +618,11 @@ fn parse_item(text: &str) -> Result<BTreeMap<String, String>, Failure> {
     .collect())
 }
 
-fn print_json_or(value: &Value, json: bool, human: &str) {
+/// Prints `value` as JSON, or what `human` makes of it.
+fn print_json_or(value: &Value, json: bool, human: impl FnOnce() -> String) {
     if json {
         println!("{value}");
     } else {
-        println!("{human}");
-    }
-}
-
-/// Prints a reply: JSON, or one `key: value` line per field.
-fn print_reply(reply: &Value, json: bool) {
-    if json {
-        println!("{reply}");
-        return;
-    }
-    print_fields(reply, 0);
-}
-
-fn print_fields(value: &Value, indent: usize) {
-    let pad = " ".repeat(indent);
-    match value {
-        Value::Object(map) => {
-            for (key, value) in map {
-                match value {
-                    Value::Array(items) if items.iter().any(Value::is_object) => {
-                        println!("{pad}{key}:");
-                        for (i, item) in items.iter().enumerate() {
-                            println!("{pad}  [{i}]");
-                            print_fields(item, indent + 4);
-                        }
-                    }
-                    Value::String(s) => println!("{pad}{key}: {s}"),
-                    other => println!("{pad}{key}: {other}"),
-                }
-            }
-        }
-        other => println!("{pad}{other}"),
+        println!("{}", human());
     }
 }

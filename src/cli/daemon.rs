@@ -27,7 +27,14 @@ pub enum DaemonCommand {
     /// Check the config file and exit 0 (valid) or 1 (invalid, with the reason).
     CheckConfig,
     /// Take one simulated payment end to end on a private bus, as a till would.
-    Demo,
+    Demo {
+        /// Keep the demo's directory (config, database, display frame) instead of removing it.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Run a development daemon with no config: the simulator and cash, state in a temporary
+    /// directory, the kiosk page on loopback, the session bus or a private one.
+    Dev(super::dev::DevArgs),
 }
 
 /// The `qrpayd` entry point.
@@ -76,10 +83,22 @@ pub fn main() -> ExitCode {
                 }
             })
         }
-        DaemonCommand::Demo => {
+        DaemonCommand::Dev(dev) => {
+            super::init_logging("info");
+            runtime_then(|| async move {
+                match super::dev::run(dev, shutdown_signal()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        eprintln!("qrpayd dev: {error}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+        DaemonCommand::Demo { keep } => {
             super::init_logging("warn");
-            runtime_then(|| async {
-                match super::demo::run().await {
+            runtime_then(|| async move {
+                match super::demo::run(keep).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(error) => {
                         eprintln!("demo failed: {error}");

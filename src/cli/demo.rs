@@ -22,16 +22,30 @@ fn fail(context: &str) -> impl Fn(&dyn std::fmt::Display) -> DemoError + '_ {
     move |e| DemoError(format!("{context}: {e}"))
 }
 
-/// Runs the demo.
-pub async fn run() -> Result<(), DemoError> {
-    let dir = tempfile::Builder::new()
+/// Runs the demo. Its directory is removed at the end unless `keep`.
+pub async fn run(keep: bool) -> Result<(), DemoError> {
+    let guard = tempfile::Builder::new()
         .prefix("qrpayd-demo-")
         .tempdir()
-        .map_err(|e| fail("cannot create a temporary directory")(&e))?
-        .keep();
+        .map_err(|e| fail("cannot create a temporary directory")(&e))?;
+    let dir = guard.path().to_owned();
     println!("qrpayd demo: everything lives in {}", dir.display());
+    let result = take_one_payment(&dir).await;
+    if keep {
+        let dir = guard.keep();
+        println!("Kept {} (qrpayd.toml, state/, display.png).", dir.display());
+    } else {
+        println!(
+            "Removed {} (qrpayd demo --keep keeps it: the config, the database, the display frame).",
+            dir.display()
+        );
+    }
+    result
+}
 
-    let bus = PrivateBus::start(&dir).map_err(|e| fail("private bus")(&e))?;
+/// The demo itself, in `dir`; the daemon is stopped when it returns.
+async fn take_one_payment(dir: &std::path::Path) -> Result<(), DemoError> {
+    let bus = PrivateBus::start(dir).map_err(|e| fail("private bus")(&e))?;
     println!("  private D-Bus broker at {}", bus.address());
     let state = dir.join("state");
     let config_text = format!(
