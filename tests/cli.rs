@@ -676,3 +676,129 @@ async fn human_output_is_summaries_and_tables_with_hints_that_carry_the_bus() {
         text(&daemon)
     );
 }
+
+/// `qrpayd dev` with no session bus: a private bus it prints as `export QRPAYD_BUS=…`, which
+/// `qrpayctl` finds through the environment; the simulated customer pays on their own; the
+/// kiosk page is on loopback; Ctrl-C stops it cleanly, removing its temporary directory but
+/// not `--state-dir`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qrpayd_dev_serves_a_private_bus_pays_on_its_own_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("kept-state");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_qrpayd"));
+    command
+        .args([
+            "dev",
+            "--auto-pay-after-ms",
+            "200",
+            "--kiosk-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        // No session bus, hermetically.
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}", dir.path().join("none").display()),
+        )
+        .env("XDG_RUNTIME_DIR", dir.path());
+    let (mut child, mut lines, banner) = start_dev(command).await;
+    let find = |prefix: &str| {
+        banner
+            .iter()
+            .find_map(|l| l.trim_start().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{prefix:?} in {banner:#?}"))
+            .to_owned()
+    };
+    let address = find("export QRPAYD_BUS=");
+    assert!(address.starts_with("unix:path="), "{banner:#?}");
+    assert!(find("bus:").contains("private"), "{banner:#?}");
+    assert!(find("state:").contains("kept-state"), "{banner:#?}");
+    let kiosk = find("kiosk page:");
+    assert!(kiosk.trim().starts_with("http://127.0.0.1:"), "{banner:#?}");
+    let png = std::path::PathBuf::from(find("display PNG:").trim());
+    let run_dir = png.parent().expect("the run directory").to_owned();
+
+    let paid = within(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_qrpayctl"))
+            .args(["pay", "--amount", "1000", "--wait"])
+            .env("QRPAYD_BUS", &address)
+            .output(),
+    )
+    .await
+    .expect("run qrpayctl");
+    assert_eq!(paid.status.code(), Some(0), "{}", text(&paid));
+    assert!(text(&paid).contains("settled"), "{}", text(&paid));
+
+    let pid = child.id().expect("pid") as i32;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let mut rest = Vec::new();
+    while let Some(line) = within(lines.next_line()).await.expect("read") {
+        rest.push(line);
+    }
+    let status = within(child.wait()).await.expect("wait");
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    assert!(rest.iter().any(|l| l == "qrpayd dev: stopped"), "{rest:?}");
+    assert!(!run_dir.exists(), "{} is left behind", run_dir.display());
+    assert!(
+        state.join(qrpayd::store::Store::FILE_NAME).exists(),
+        "--state-dir is kept"
+    );
+}
+
+/// With a session bus (here a private broker standing in for it), `qrpayd dev` serves there and
+/// `qrpayctl --bus session` finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qrpayd_dev_takes_the_session_bus_when_there_is_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let session = PrivateBus::start(dir.path()).expect("bus");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_qrpayd"));
+    command
+        .args(["dev", "--kiosk-listen", "127.0.0.1:0"])
+        .env("DBUS_SESSION_BUS_ADDRESS", session.address());
+    let (_child, _lines, banner) = start_dev(command).await;
+    assert!(
+        banner.iter().any(|l| l == "  export QRPAYD_BUS=session"),
+        "{banner:#?}"
+    );
+    let status = within(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_qrpayctl"))
+            .args(["--bus", "session", "status"])
+            .env("DBUS_SESSION_BUS_ADDRESS", session.address())
+            .env_remove("QRPAYD_BUS")
+            .output(),
+    )
+    .await
+    .expect("run qrpayctl");
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    assert!(
+        text(&status).contains("on the session bus"),
+        "{}",
+        text(&status)
+    );
+}
+
+/// Starts `qrpayd dev` and reads its banner, up to "Ctrl-C stops it.".
+async fn start_dev(
+    mut command: tokio::process::Command,
+) -> (tokio::process::Child, Lines, Vec<String>) {
+    let mut child = command
+        .env_remove("QRPAYD_BUS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn qrpayd dev");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut banner = Vec::new();
+    while let Some(line) = within(lines.next_line()).await.expect("read") {
+        let done = line.starts_with("Ctrl-C");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    (child, lines, banner)
+}
