@@ -215,6 +215,7 @@ pub enum SimulateCommand {
 
 /// The `qrpayctl` entry point.
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let args = CtlArgs::parse();
     super::init_logging("warn");
     // Before the runtime's threads exist: the only time the local offset can be read.
@@ -239,6 +240,16 @@ pub fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Lets SIGPIPE end the process quietly, as it does `ls` or `grep`: `qrpayctl list | head`
+/// must not panic when `head` stops reading (Rust ignores SIGPIPE by default, turning it into a
+/// write error that `println!` panics on).
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// `qrpayctl generate-assets DIR`: prints each file written.
