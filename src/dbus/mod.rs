@@ -10,6 +10,7 @@ mod args;
 pub mod bus;
 pub mod client;
 mod error;
+mod introspection;
 pub mod names;
 mod simulator;
 mod terminal;
@@ -80,6 +81,9 @@ pub async fn serve(engine: &Engine, bus: &BusAddress) -> Result<Service, ServeEr
             },
             source => connect_error(source),
         })?;
+    introspection::serve(&connection)
+        .await
+        .map_err(connect_error)?;
     let terminal = connection
         .object_server()
         .interface::<_, Terminal>(names::OBJECT_PATH)
