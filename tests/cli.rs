@@ -802,3 +802,88 @@ async fn start_dev(
     }
     (child, lines, banner)
 }
+
+/// Regression: `check-config` passed `bus = "sesion"`, `log_level = "verbose"` (the daemon then
+/// logs nothing), a lone `vietqr` provider with `default_currency = "MNT"` and a `png_path` in
+/// a missing directory, and said `providers: none` for real providers. Each is refused naming
+/// the key; an unknown key gets the nearest known one; TOML errors keep their lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_refuses_what_would_not_work_and_lists_the_providers_enabled() {
+    let dir = tempfile::tempdir().expect("dir");
+    let base = "[daemon]\nterminal_id = \"T1\"\ndefault_currency = \"VND\"\n";
+    let vietqr = "[providers.vietqr]\nbin = \"970416\"\naccount = \"1\"\n";
+    let png = format!(
+        "[display]\npng_path = \"{}\"\n",
+        dir.path().join("display.png").display()
+    );
+    let check = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        async move {
+            run(
+                env!("CARGO_BIN_EXE_qrpayd"),
+                &["check-config", "--config", path.to_str().expect("utf-8")],
+            )
+            .await
+        }
+    };
+    for (name, config_text, expected) in [
+        (
+            "bus.toml",
+            format!("{base}bus = \"sesion\"\n{png}{vietqr}"),
+            vec!["line 4", "daemon.bus", "did you mean \"session\""],
+        ),
+        (
+            "level.toml",
+            format!("{base}log_level = \"verbose\"\n{png}{vietqr}"),
+            vec!["line 4", "daemon.log_level", "\"verbose\" is not a level"],
+        ),
+        (
+            "currency.toml",
+            format!("{base}{png}{vietqr}").replace("VND", "MNT"),
+            vec!["daemon.default_currency", "vietqr", "takes VND only"],
+        ),
+        (
+            "png.toml",
+            format!(
+                "{base}[display]\npng_path = \"{}\"\n{vietqr}",
+                dir.path().join("missing/display.png").display()
+            ),
+            vec!["display.png_path", "does not exist"],
+        ),
+        (
+            "unknown.toml",
+            format!("{base}log_levl = \"info\"\n{vietqr}"),
+            vec![
+                "line 4",
+                "\n",
+                "unknown field `log_levl`",
+                "did you mean `log_level`?",
+            ],
+        ),
+    ] {
+        let output = check(name, config_text).await;
+        let printed = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{name}: {printed}");
+        for part in expected {
+            assert!(
+                printed.contains(part),
+                "{name}: {part:?} missing from {printed}"
+            );
+        }
+    }
+    let valid = check(
+        "valid.toml",
+        format!("{base}{png}{vietqr}[providers.simulator]\n").replace(
+            "default_currency = \"VND\"\n",
+            "default_currency = \"VND\"\ndefault_provider = \"vietqr\"\n",
+        ),
+    )
+    .await;
+    assert_eq!(valid.status.code(), Some(0), "{}", text(&valid));
+    assert!(
+        text(&valid).contains("providers: simulator, vietqr, system (cash); default vietqr in VND"),
+        "{}",
+        text(&valid)
+    );
+}

@@ -41,25 +41,7 @@ pub enum DaemonCommand {
 pub fn main() -> ExitCode {
     let args = DaemonArgs::parse();
     match args.command {
-        DaemonCommand::CheckConfig => match Config::load(&args.config) {
-            Ok(config) => {
-                println!(
-                    "{}: valid (terminal {}, providers: {})",
-                    args.config.display(),
-                    config.engine.terminal_id,
-                    if config.simulator.is_some() {
-                        "simulator"
-                    } else {
-                        "none"
-                    }
-                );
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("{error}");
-                ExitCode::FAILURE
-            }
-        },
+        DaemonCommand::CheckConfig => check_config(&args.config),
         DaemonCommand::Run => {
             let mut config = match Config::load(&args.config) {
                 Ok(config) => config,
@@ -108,6 +90,46 @@ pub fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// `qrpayd check-config`: the config, then what it needs of this machine; a summary of what
+/// it enables, or every problem found.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let problems = config::machine_problems(&config);
+    if !problems.is_empty() {
+        for problem in problems {
+            eprintln!("invalid config {}: {problem}", path.display());
+        }
+        return ExitCode::FAILURE;
+    }
+    let providers: Vec<String> = config
+        .enabled_providers()
+        .into_iter()
+        .map(|name| {
+            if name == crate::engine::SYSTEM_PROVIDER {
+                format!("{name} (cash)")
+            } else {
+                name.to_owned()
+            }
+        })
+        .collect();
+    println!(
+        "{}: valid (terminal {}, bus {}, providers: {}; default {} in {})",
+        path.display(),
+        config.engine.terminal_id,
+        config.bus,
+        providers.join(", "),
+        config.engine.default_provider,
+        config.engine.default_currency,
+    );
+    ExitCode::SUCCESS
 }
 
 /// Caps glibc's malloc arenas. By default each thread that allocates gets an arena of its own
