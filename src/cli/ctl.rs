@@ -40,7 +40,10 @@ pub enum CtlCommand {
     /// Take a payment (Checkout) and show its QR.
     Pay(Box<PayArgs>),
     /// Show the daemon's status, or one transaction by id or number.
-    Status { id_or_number: Option<String> },
+    Status {
+        /// A transaction id or number (`TXN000001`); without it, the daemon's own status.
+        id_or_number: Option<String>,
+    },
     /// List transactions, newest first.
     List(ListArgs),
     /// Cancel an attempt or a whole transaction.
@@ -50,11 +53,15 @@ pub enum CtlCommand {
     /// Confirm a cash payment and print the change.
     Cash(CashArgs),
     /// Check an attempt with its provider now.
-    Verify { attempt_id: String },
+    Verify {
+        /// The attempt's id or code (`ATT000001`).
+        attempt_id: String,
+    },
     /// Print the daemon's signals as they come.
     Watch,
     /// Compare a provider's payments of a day with the local records.
     Reconcile {
+        /// The provider whose payments to compare (`qpay`, `appotapay`).
         #[arg(long)]
         provider: String,
         /// The provider's day, YYYY-MM-DD.
@@ -70,12 +77,13 @@ pub enum CtlCommand {
     /// Decode or build EMVCo / VietQR payloads (offline: no bus needed).
     #[command(subcommand)]
     Qr(super::qr::QrCommand),
-    /// Write the man pages and shell completions of qrpayd and qrpayctl under DIR (packaging).
-    /// Here rather than in qrpayd, so that the daemon's binary, resident all day, does not
-    /// carry the generators.
-    #[command(hide = true)]
-    GenerateAssets { dir: std::path::PathBuf },
 }
+
+/// The hidden `qrpayctl generate-assets DIR`: writes the man pages and shell completions of
+/// qrpayd and qrpayctl under DIR (packaging). Here rather than in qrpayd, so that the daemon's
+/// binary, resident all day, does not carry the generators; read before clap parses, so that it
+/// is in neither the completions nor the man pages it writes.
+const GENERATE_ASSETS: &str = "generate-assets";
 
 #[derive(Debug, Args)]
 pub struct PayArgs {
@@ -85,20 +93,30 @@ pub struct PayArgs {
     /// The till's order id (the idempotency key); a fresh one when omitted.
     #[arg(long)]
     pub order: Option<String>,
+    /// The kind of source the order id belongs to (default `Order`).
     #[arg(long)]
     pub source_type: Option<String>,
+    /// The till's own reference shown with the payment (a receipt number, say).
     #[arg(long)]
     pub source_uid: Option<String>,
+    /// MNT or VND (default: the daemon's `default_currency`).
     #[arg(long)]
     pub currency: Option<String>,
+    /// The provider: `simulator`, `qpay`, `appotapay`, `vietqr`, or `system` for cash
+    /// (default: the daemon's `default_provider`).
     #[arg(long)]
     pub provider: Option<String>,
+    /// `100_QR_CODE`, `200_CASH` (with `--provider system`) or `ATM` (a card or account).
     #[arg(long)]
     pub method: Option<String>,
+    /// What is sold, as the customer's bank app shows it.
     #[arg(long)]
     pub description: Option<String>,
-    #[arg(long)]
+    /// How long the QR stays payable, in milliseconds (1000 to 86400000).
+    #[arg(long, value_name = "MS")]
     pub expires_in_ms: Option<u64>,
+    /// Accept less than the amount from this QR (a partial payment); the rest is paid another
+    /// way.
     #[arg(long)]
     pub allow_partial: bool,
     /// An item as `DESCRIPTION:QUANTITY:UNIT_PRICE`; repeat for more.
@@ -115,27 +133,36 @@ pub struct PayArgs {
     /// visible in this machine's process list while qrpayctl runs: for trying the API).
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub card_number: Option<String>,
+    /// The name on the card.
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub card_holder_name: Option<String>,
+    /// The card's month, two digits.
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub card_month: Option<String>,
+    /// The card's year, two digits.
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub card_year: Option<String>,
     /// The bank account number (sent to the provider only; never stored or logged).
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub account_number: Option<String>,
+    /// The account holder's name.
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub account_holder_name: Option<String>,
+    /// The account holder's identification (ID card) number.
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub identification_number: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Only transactions in this status (`100_NEW`, `300_PARTIAL`, `304_SETTLED`,
+    /// `505_CANCELLED`).
     #[arg(long)]
     pub status: Option<String>,
+    /// Only this kind of source (`Order`).
     #[arg(long)]
     pub source_type: Option<String>,
+    /// Only this order id.
     #[arg(long)]
     pub source_id: Option<String>,
     /// RFC 3339 time.
@@ -148,8 +175,10 @@ pub struct ListArgs {
     /// settled or cancelled sale), for the merchant to refund or reconcile.
     #[arg(long)]
     pub overpaid: bool,
+    /// At most this many (default 50, at most 500).
     #[arg(long)]
     pub limit: Option<u32>,
+    /// Skip this many of the newest first (for paging).
     #[arg(long)]
     pub offset: Option<u32>,
 }
@@ -157,8 +186,10 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false, id = "target")]
 pub struct TargetArgs {
+    /// The attempt's id or code (`ATT000001`).
     #[arg(long, group = "target")]
     pub attempt: Option<String>,
+    /// The transaction's id or number (`TXN000001`).
     #[arg(long, group = "target")]
     pub transaction: Option<String>,
 }
@@ -167,16 +198,20 @@ pub struct TargetArgs {
 pub struct CancelArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Why, for the records (at most 1000 characters).
     #[arg(long)]
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RefundArgs {
+    /// The successful payment attempt's id or code (`ATT000001`).
     #[arg(long)]
     pub attempt: String,
+    /// How much to give back, as a decimal string.
     #[arg(long)]
     pub amount: String,
+    /// Why, for the records (at most 1000 characters).
     #[arg(long)]
     pub reason: Option<String>,
     /// Your own key for this refund: repeating the command with the same key answers the same
@@ -192,6 +227,7 @@ pub struct CashArgs {
     /// The cash handed over.
     #[arg(long)]
     pub tendered: String,
+    /// A note for the records (at most 1000 characters).
     #[arg(long)]
     pub note: Option<String>,
 }
@@ -200,14 +236,20 @@ pub struct CashArgs {
 pub enum SimulateCommand {
     /// The customer pays (all, or `--amount` for a partial payment).
     Pay {
+        /// The attempt's id or code (`ATT000001`).
         attempt_id: String,
+        /// How much the customer pays; all that is left when omitted.
         #[arg(long, default_value = "")]
         amount: String,
     },
     /// The provider fails the payment.
-    Fail { attempt_id: String },
+    Fail {
+        /// The attempt's id or code (`ATT000001`).
+        attempt_id: String,
+    },
     /// The provider goes offline (`on`) or comes back (`off`).
     Offline {
+        /// `on`: every call to the simulated provider answers unavailable; `off`: it answers.
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
@@ -216,13 +258,22 @@ pub enum SimulateCommand {
 /// The `qrpayctl` entry point.
 pub fn main() -> ExitCode {
     restore_sigpipe();
+    let mut raw = std::env::args_os().skip(1);
+    if raw.next().is_some_and(|first| first == GENERATE_ASSETS) {
+        return match (raw.next(), raw.next()) {
+            (Some(dir), None) => generate_assets(std::path::Path::new(&dir)),
+            _ => {
+                eprintln!("usage: qrpayctl {GENERATE_ASSETS} DIR");
+                exit::Exit::Usage.into()
+            }
+        };
+    }
     let args = CtlArgs::parse();
     super::init_logging("warn");
     // Before the runtime's threads exist: the only time the local offset can be read.
     human::capture_local_offset();
     let args = match args.command {
         CtlCommand::Qr(command) => return ExitCode::from(super::qr::run(command, args.json)),
-        CtlCommand::GenerateAssets { dir } => return generate_assets(&dir),
         _ => args,
     };
     let json = args.json;
@@ -263,7 +314,7 @@ fn generate_assets(dir: &std::path::Path) -> ExitCode {
         }
         Err(error) => {
             eprintln!("qrpayctl: cannot write to {}: {error}", dir.display());
-            ExitCode::FAILURE
+            exit::Exit::LocalFailure.into()
         }
     }
 }
@@ -547,7 +598,7 @@ async fn run(args: CtlArgs) -> Result<exit::Exit, Failure> {
             }
         }
         // Handled before connecting.
-        CtlCommand::Qr(_) | CtlCommand::GenerateAssets { .. } => {}
+        CtlCommand::Qr(_) => {}
         CtlCommand::Simulate(command) => match command {
             SimulateCommand::Pay { attempt_id, amount } => {
                 client.simulate_pay(&attempt_id, &amount).await?;
