@@ -2,7 +2,7 @@
 //! is also the quickest way for a till developer to try the API.
 //!
 //! Exit codes: the table in [`exit`], shown by `--help` and the man page. Human output is in
-//! [`human`]; `pay --wait` in [`wait`]; `--json` output is for scripts and stays stable.
+//! `human`; `pay --wait` in `wait`; `--json` output is for scripts and stays stable.
 
 pub mod exit;
 mod human;
@@ -621,6 +621,16 @@ async fn run(args: CtlArgs) -> Result<exit::Exit, Failure> {
 /// to do next.
 fn print_payment(reply: &Value, style: human::Style, command: &str) {
     println!("{}", human::pay_summary(reply, style));
+    let open = matches!(
+        human::field(reply, "transaction_status"),
+        "100_NEW" | "300_PARTIAL"
+    );
+    if open && human::field(reply, "provider") == crate::engine::SYSTEM_PROVIDER {
+        println!(
+            "Cash: confirm what the customer hands over with\n  {command} cash --attempt {} --tendered AMOUNT",
+            human::field(reply, "attempt_code")
+        );
+    }
     if !human::is_payable(reply) {
         return;
     }

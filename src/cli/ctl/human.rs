@@ -146,10 +146,11 @@ pub fn pay_summary(reply: &Value, style: Style) -> String {
             amount(field(reply, "total"), currency),
         );
     }
-    let mut line = format!(
-        "{head} {}",
-        style.status(attempt_status, status_word(attempt_status))
-    );
+    let word = match (field(reply, "provider"), attempt_status) {
+        ("system", "100_NEW") => "waiting for cash",
+        (_, status) => status_word(status),
+    };
+    let mut line = format!("{head} {}", style.status(attempt_status, word));
     if is_positive(field(reply, "paid")) {
         line.push_str(&format!(
             ", {} paid of {}",

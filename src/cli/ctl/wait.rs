@@ -122,7 +122,8 @@ impl Waiter<'_> {
                         return Err(self.left(reply));
                     };
                     if let Some(ended) = self.on_signal(&signal, &transaction_id, &attempt_id, &currency, countdown).await? {
-                        return Ok(self.finish(&ended, &currency));
+                        clear_line(countdown);
+                            return Ok(self.finish(&ended, &currency));
                     }
                 }
                 present = presence.next() => {
@@ -133,6 +134,7 @@ impl Waiter<'_> {
                     // of it is queued still counts.
                     while let Some(Some(signal)) = signals.next().now_or_never() {
                         if let Some(ended) = self.on_signal(&signal, &transaction_id, &attempt_id, &currency, countdown).await? {
+                            clear_line(countdown);
                             return Ok(self.finish(&ended, &currency));
                         }
                     }
