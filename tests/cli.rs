@@ -475,6 +475,17 @@ async fn no_daemon_on_the_bus_is_unreachable_exit_5_and_json_errors_go_to_stderr
     assert_eq!(error["error"], "Unreachable");
     assert_eq!(error["exit_code"], 5);
 
+    let usage = run(ctl, &["--json", "pay"]).await;
+    assert_eq!(usage.status.code(), Some(2));
+    let error: Value = serde_json::from_slice(&usage.stderr).expect("a JSON usage error");
+    assert_eq!(error["error"], "Usage");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--amount")),
+        "{error}"
+    );
+
     let till = Till::start().await;
     let refused = till.ctl(&["--json", "pay", "--amount", "1e5"]).await;
     assert_eq!(refused.status.code(), Some(3));
@@ -621,6 +632,27 @@ async fn human_output_is_summaries_and_tables_with_hints_that_carry_the_bus() {
         "no colour into a pipe: {printed:?}"
     );
 
+    let cash = till
+        .ctl(&[
+            "pay",
+            "--amount",
+            "3000",
+            "--order",
+            "h-cash",
+            "--provider",
+            "system",
+        ])
+        .await;
+    let printed = text(&cash);
+    assert!(printed.contains("waiting for cash"), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "qrpayctl --bus {} cash --attempt ATT000002 --tendered AMOUNT",
+            till.bus.address()
+        )),
+        "{printed}"
+    );
+
     let mut signals = till.client.watch().await.expect("watch");
     till.client
         .simulate_pay("ATT000001", "")
@@ -636,7 +668,7 @@ async fn human_output_is_summaries_and_tables_with_hints_that_carry_the_bus() {
         .await;
     assert_eq!(refund.status.code(), Some(0), "{}", text(&refund));
     assert!(
-        text(&refund).starts_with("refund ATT000002 of 2500: refunded"),
+        text(&refund).starts_with("refund ATT000003 of 2500: refunded"),
         "{}",
         text(&refund)
     );
@@ -650,7 +682,9 @@ async fn human_output_is_summaries_and_tables_with_hints_that_carry_the_bus() {
     ] {
         assert!(header.contains(column), "{table}");
     }
-    let row = rows.next().expect("a row");
+    let row = rows
+        .find(|row| row.starts_with("TXN000001"))
+        .expect("the settled sale's row");
     assert!(
         row.starts_with("TXN000001  304_SETTLED")
             && row.contains("2,500₮")
@@ -665,7 +699,7 @@ async fn human_output_is_summaries_and_tables_with_hints_that_carry_the_bus() {
         "{printed}"
     );
     assert!(
-        printed.contains("ATT000002  300_REFUND_PAYMENT"),
+        printed.contains("ATT000003  300_REFUND_PAYMENT"),
         "{printed}"
     );
 

@@ -268,7 +268,10 @@ pub fn main() -> ExitCode {
             }
         };
     }
-    let args = CtlArgs::parse();
+    let args = match CtlArgs::try_parse() {
+        Ok(args) => args,
+        Err(error) => return usage_error(error),
+    };
     super::init_logging("warn");
     // Before the runtime's threads exist: the only time the local offset can be read.
     human::capture_local_offset();
@@ -291,6 +294,34 @@ pub fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// A command line clap refused: as clap prints it, or as a JSON error on stderr when `--json`
+/// was asked for; `--help` and `--version` as usual.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os().any(|arg| arg == "--json");
+    let informational = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    );
+    if json && !informational {
+        // clap's text up to its usage lines, on one line: "the following required arguments
+        // were not provided: --amount <AMOUNT>".
+        let rendered = error.render().to_string();
+        let message = rendered
+            .split("\n\nUsage:")
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        eprintln!("{}", Failure::Usage(message).to_json(exit::Exit::Usage));
+        return exit::Exit::Usage.into();
+    }
+    let _ = error.print();
+    ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(exit::Exit::Usage.code()))
 }
 
 /// Lets SIGPIPE end the process quietly, as it does `ls` or `grep`: `qrpayctl list | head`

@@ -137,19 +137,10 @@ async fn choose_bus(
     };
     match wanted {
         "private" => private(run_dir),
-        "auto" if !session_bus_answers().await => private(run_dir),
+        "auto" if !BusAddress::Session.answers(Duration::from_secs(1)).await => private(run_dir),
         "auto" => Ok((BusAddress::Session, None)),
         other => Ok((BusAddress::parse(other), None)),
     }
-}
-
-/// Whether the user's session bus is there: a connection to it completes within a second.
-async fn session_bus_answers() -> bool {
-    let connect = BusAddress::Session.connect();
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), connect).await,
-        Ok(Ok(_))
-    )
 }
 
 /// 127.0.0.1:8090 when it is free, else any free port on loopback.
