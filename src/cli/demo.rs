@@ -33,11 +33,21 @@ pub async fn run(keep: bool) -> Result<(), DemoError> {
     let result = take_one_payment(&dir).await;
     if keep {
         let dir = guard.keep();
-        println!("Kept {} (qrpayd.toml, state/, display.png).", dir.display());
+        println!(
+            "Kept {}: qrpayd.toml, state/{} (the database), display.png (the display frame, now \
+             'paid').",
+            dir.display(),
+            crate::store::Store::FILE_NAME
+        );
     } else {
         println!(
             "Removed {} (qrpayd demo --keep keeps it: the config, the database, the display frame).",
             dir.display()
+        );
+    }
+    if result.is_ok() {
+        println!(
+            "Next: `qrpayd dev` runs a daemon to try a till against; see docs/integrating-a-till.md."
         );
     }
     result
@@ -175,11 +185,7 @@ poll_interval_ms = 500
         view["attempts"].as_array().map_or(0, Vec::len),
         view["payments"].as_array().map_or(0, Vec::len),
     );
-    println!(
-        "\nDone. The display frame (now 'paid') is {}; the database is {}.",
-        dir.join("display.png").display(),
-        state.join(crate::store::Store::FILE_NAME).display()
-    );
+    println!("\nDone: one payment taken and settled through the D-Bus API, as a till would.");
     Ok(())
 }
 
