@@ -921,3 +921,129 @@ async fn check_config_refuses_what_would_not_work_and_lists_the_providers_enable
         text(&valid)
     );
 }
+
+/// Output to a terminal: statuses in colour unless `NO_COLOR` is set, and `pay --wait` counts
+/// down to the QR's expiry (neither happens into a pipe, as the other tests show).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_statuses_are_coloured_unless_no_color_and_pay_wait_counts_down() {
+    let till = Till::start().await;
+    let paid = till
+        .client
+        .checkout(
+            &[
+                (
+                    "source_id".to_owned(),
+                    qrpayd::dbus::client::Arg::from("tty-1"),
+                ),
+                ("amount".to_owned(), qrpayd::dbus::client::Arg::from("1000")),
+            ]
+            .into_iter()
+            .collect(),
+        )
+        .await
+        .expect("checkout");
+    let mut signals = till.client.watch().await.expect("watch");
+    till.client
+        .simulate_pay(paid["attempt_id"].as_str().expect("id"), "")
+        .await
+        .expect("pay");
+    within(async {
+        while let Some(signal) = futures_util::StreamExt::next(&mut signals).await {
+            if signal.args["status"] == "304_SETTLED" {
+                break;
+            }
+        }
+    })
+    .await;
+
+    let (code, coloured) = on_a_terminal(&till, &["list"], None).await;
+    assert_eq!(code, Some(0), "{coloured}");
+    assert!(
+        coloured.contains("\x1b[32m304_SETTLED\x1b[0m"),
+        "{coloured:?}"
+    );
+    let (_, plain) = on_a_terminal(&till, &["list"], Some("1")).await;
+    assert!(
+        plain.contains("304_SETTLED") && !plain.contains('\x1b'),
+        "{plain:?}"
+    );
+
+    let (code, waited) = on_a_terminal(
+        &till,
+        &[
+            "pay",
+            "--amount",
+            "100",
+            "--expires-in-ms",
+            "1500",
+            "--wait",
+        ],
+        Some("1"),
+    )
+    .await;
+    assert_eq!(code, Some(6), "{waited}");
+    assert!(
+        waited.contains("waiting for the customer: 0:0"),
+        "{waited:?}"
+    );
+}
+
+/// Runs `qrpayctl --bus … ARGS` with its standard output on a new pseudo-terminal (and
+/// `NO_COLOR` as given), and returns its exit code and everything it wrote there.
+async fn on_a_terminal(
+    till: &Till,
+    args: &[&str],
+    no_color: Option<&str>,
+) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new descriptors into the integers given; the rest are null.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned by these files alone.
+    let (mut master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_qrpayctl"));
+    command
+        .arg("--bus")
+        .arg(till.bus.address())
+        .args(args)
+        .env_remove("QRPAYD_BUS")
+        .env_remove("NO_COLOR")
+        .stdout(slave)
+        .stderr(std::process::Stdio::null());
+    if let Some(value) = no_color {
+        command.env("NO_COLOR", value);
+    }
+    let mut child = command.spawn().expect("spawn qrpayctl");
+    // The parent's end of the terminal goes with the command, so reading ends with the child.
+    drop(command);
+    within(tokio::task::spawn_blocking(move || {
+        let mut bytes = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // A pseudo-terminal's master reads EIO once no process holds the other end.
+        while let Ok(n) = master.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buffer[..n]);
+        }
+        let status = child.wait().expect("wait");
+        (status.code(), String::from_utf8_lossy(&bytes).into_owned())
+    }))
+    .await
+    .expect("join")
+}
