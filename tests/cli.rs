@@ -580,6 +580,32 @@ async fn pay_wait_exits_with_a_distinct_code_for_each_end() {
     );
     let (code, rest, _) = finish(child, lines).await;
     assert_eq!(code, Some(8), "{rest:?}");
+
+    // Part paid, then the QR cancelled: the attempt ends with what it received, the rest due.
+    let (child, lines, reply) = till
+        .waiting_pay(&["--amount", "1000", "--order", "w-part", "--allow-partial"])
+        .await;
+    let code = reply["attempt_code"].as_str().expect("code");
+    let mut signals = till.client.watch().await.expect("watch");
+    till.client
+        .simulate_pay(code, "400")
+        .await
+        .expect("pay part");
+    within(async {
+        while let Some(signal) = futures_util::StreamExt::next(&mut signals).await {
+            if signal.args["status"] == "300_PARTIAL" {
+                break;
+            }
+        }
+    })
+    .await;
+    let cancel = till.ctl(&["cancel", "--attempt", code]).await;
+    assert_eq!(cancel.status.code(), Some(0), "{}", text(&cancel));
+    let (exit, rest, _) = finish(child, lines).await;
+    assert_eq!(exit, Some(9), "{rest:?}");
+    let last: Value = serde_json::from_str(rest.last().expect("outcome")).expect("json");
+    assert_eq!(last["outcome"], "partly_paid");
+    assert_eq!(last["transaction_status"], "300_PARTIAL");
 }
 
 /// Regression: `pay --wait` waited for ever, silently, when the daemon stopped.
