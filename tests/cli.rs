@@ -591,14 +591,7 @@ async fn pay_wait_exits_with_a_distinct_code_for_each_end() {
         .simulate_pay(code, "400")
         .await
         .expect("pay part");
-    within(async {
-        while let Some(signal) = futures_util::StreamExt::next(&mut signals).await {
-            if signal.args["status"] == "300_PARTIAL" {
-                break;
-            }
-        }
-    })
-    .await;
+    until_status(&mut signals, "300_PARTIAL").await;
     let cancel = till.ctl(&["cancel", "--attempt", code]).await;
     assert_eq!(cancel.status.code(), Some(0), "{}", text(&cancel));
     let (exit, rest, _) = finish(child, lines).await;
@@ -684,11 +677,7 @@ async fn human_output_is_summaries_and_tables_with_hints_that_carry_the_bus() {
         .simulate_pay("ATT000001", "")
         .await
         .expect("pay");
-    while let Some(signal) = futures_util::StreamExt::next(&mut signals).await {
-        if signal.args["status"] == "304_SETTLED" {
-            break;
-        }
-    }
+    until_status(&mut signals, "304_SETTLED").await;
     let refund = till
         .ctl(&["refund", "--attempt", "ATT000001", "--amount", "2500"])
         .await;
@@ -973,14 +962,7 @@ async fn on_a_terminal_statuses_are_coloured_unless_no_color_and_pay_wait_counts
         .simulate_pay(paid["attempt_id"].as_str().expect("id"), "")
         .await
         .expect("pay");
-    within(async {
-        while let Some(signal) = futures_util::StreamExt::next(&mut signals).await {
-            if signal.args["status"] == "304_SETTLED" {
-                break;
-            }
-        }
-    })
-    .await;
+    until_status(&mut signals, "304_SETTLED").await;
 
     let (code, coloured) = on_a_terminal(&till, &["list"], None).await;
     assert_eq!(code, Some(0), "{coloured}");
@@ -1072,4 +1054,20 @@ async fn on_a_terminal(
     }))
     .await
     .expect("join")
+}
+
+/// Waits (at most 20 s) for a signal whose status is `status`.
+async fn until_status(
+    signals: &mut (impl futures_util::Stream<Item = qrpayd::dbus::client::Signal> + Unpin),
+    status: &str,
+) {
+    within(async {
+        while let Some(signal) = futures_util::StreamExt::next(signals).await {
+            if signal.args["status"] == status {
+                return;
+            }
+        }
+        panic!("the signals ended before {status}");
+    })
+    .await;
 }
