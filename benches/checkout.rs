@@ -41,11 +41,14 @@
 //!    (`tests/support/mock_appotapay.rs`, which checks every request's JWT and signature), VND.
 //!    Timed as in 7 (each checkout makes one POS order at the mock); each order is then marked
 //!    paid at the mock and the daemon asked to `Verify` it, as in 6 — not counted.
-//! 9. **Memory growth** (only when `QRPAYD_BENCH_MEMORY_PAYMENTS=N` is set, N ≥ 5 000): a
-//!    sixth daemon with the simulator takes N payments one after the other (checkout, pay,
-//!    settled, nothing open); its `RssAnon` (heap and stacks, what the daemon's own
-//!    allocations drive) is read after 5 000 and after N. What a finished payment leaves in
-//!    memory shows as the difference; the target is at most 1 MiB from 5 000 to 50 000.
+//! 9. **Checkout → frame via MQ-Pay**: a sixth daemon, configured with `[providers.mqpay]`
+//!    only, talks real HTTP to the tests' mock MQ-Pay gateway (`tests/api/mock_mqpay.rs`,
+//!    which checks the API key and every request's signature), VND, timed as in 8.
+//! 10. **Memory growth** (only when `QRPAYD_BENCH_MEMORY_PAYMENTS=N` is set, N ≥ 5 000): a
+//!     seventh daemon with the simulator takes N payments one after the other (checkout, pay,
+//!     settled, nothing open); its `RssAnon` (heap and stacks, what the daemon's own
+//!     allocations drive) is read after 5 000 and after N. What a finished payment leaves in
+//!     memory shows as the difference; the target is at most 1 MiB from 5 000 to 50 000.
 //!
 //! Targets: p99 Checkout < 20 ms, idle CPU < 50 ms per minute, RSS < 20 MiB; each figure is
 //! printed with PASS or MISS. The program exits non-zero only when the harness itself fails
@@ -83,6 +86,11 @@ use common::*;
 #[path = "../tests/api/mock_qpay.rs"]
 mod mock_qpay;
 
+/// The tests' mock MQ-Pay gateway, served by this program for phase 9 (only part of it is used).
+#[allow(dead_code)]
+#[path = "../tests/api/mock_mqpay.rs"]
+mod mock_mqpay;
+
 /// The tests' mock AppotaPay, served by this program for phase 8 (only its POS orders are used;
 /// the file allows dead code itself).
 #[path = "../tests/support/mock_appotapay.rs"]
@@ -102,7 +110,7 @@ const DETECTION_PAYMENTS: usize = 100;
 const TARGET_P99_CHECKOUT_MS: f64 = 20.0;
 const TARGET_IDLE_CPU_MS_PER_MIN: f64 = 50.0;
 const TARGET_RSS_MIB: f64 = 20.0;
-/// Phase 9: the payments after which memory is first read, and how much it may grow after.
+/// Phase 10: the payments after which memory is first read, and how much it may grow after.
 const MEMORY_FIRST_READING: usize = 5_000;
 const TARGET_MEMORY_GROWTH_KB: i64 = 1024;
 
@@ -142,7 +150,7 @@ async fn run() -> Harness<()> {
     );
 
     // 1. A fresh daemon's memory, before any work, on its own bus and state directory.
-    println!("\n[1/8] fresh daemon");
+    println!("\n[1/9] fresh daemon");
     let fresh = {
         let home = dir.path().join("fresh");
         let bus = start_bus(&home)?;
@@ -181,7 +189,7 @@ async fn run() -> Harness<()> {
     let mut signals = Signals::spawn(stream);
 
     // 2. Checkout latency.
-    println!("\n[2/8] checkout → frame written ({WARMUP_CHECKOUTS} warm-up, {checkouts} timed)");
+    println!("\n[2/9] checkout → frame written ({WARMUP_CHECKOUTS} warm-up, {checkouts} timed)");
     let png = home.join("display.png");
     let frame_before = mtime(&png);
     for i in 0..WARMUP_CHECKOUTS {
@@ -249,7 +257,7 @@ async fn run() -> Harness<()> {
     }
 
     // 3. Detection latency: pay → TransactionChanged(304_SETTLED).
-    println!("\n[3/8] payment detection ({DETECTION_PAYMENTS} payments)");
+    println!("\n[3/9] payment detection ({DETECTION_PAYMENTS} payments)");
     let mut detections = Vec::with_capacity(DETECTION_PAYMENTS);
     for i in 0..DETECTION_PAYMENTS {
         let reply = checkout(&client, &format!("detect-{i}")).await?;
@@ -265,14 +273,14 @@ async fn run() -> Harness<()> {
     detection_stats.print("detection");
 
     // 4. Memory after the work, once nothing is open.
-    println!("\n[4/8] memory after work");
+    println!("\n[4/9] memory after work");
     wait_no_open_attempts(&client).await?;
     let worked = Memory::read(pid)?;
     println!("  OpenAttempts 0; {}", worked.describe());
     println!("  state files: {}", dir_sizes(&home.join("state")));
 
     // 5. Idle CPU: nothing open, nobody calling.
-    println!("\n[5/8] idle CPU over {idle_secs} s");
+    println!("\n[5/9] idle CPU over {idle_secs} s");
     let idle_before = cpu_ticks(pid)?;
     let idle_start = Instant::now();
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
@@ -296,33 +304,40 @@ async fn run() -> Harness<()> {
 
     // 6. Checkout latency with QPay (the mock) as the provider, on a third daemon.
     println!(
-        "\n[6/8] checkout → frame written via the QPay mock \
+        "\n[6/9] checkout → frame written via the QPay mock \
          ({WARMUP_CHECKOUTS} warm-up, {checkouts} timed)"
     );
     let qpay_stats = qpay_checkouts(&dir.path().join("qpay"), checkouts).await?;
 
     // 7. Checkout latency with the local VietQR provider, on a fourth daemon.
     println!(
-        "\n[7/8] checkout → frame written via VietQR (local) \
+        "\n[7/9] checkout → frame written via VietQR (local) \
          ({WARMUP_CHECKOUTS} warm-up, {checkouts} timed)"
     );
     let vietqr_stats = vietqr_checkouts(&dir.path().join("vietqr"), checkouts).await?;
 
     // 8. Checkout latency with AppotaPay (the mock) as the provider, on a fifth daemon.
     println!(
-        "\n[8/8] checkout → frame written via the AppotaPay mock \
+        "\n[8/9] checkout → frame written via the AppotaPay mock \
          ({WARMUP_CHECKOUTS} warm-up, {checkouts} timed)"
     );
     let appotapay_stats = appotapay_checkouts(&dir.path().join("appotapay"), checkouts).await?;
 
-    // 9. Memory growth over many payments, on a sixth daemon, when asked for.
+    // 9. Checkout latency with the MQ-Pay gateway (the mock, signed) as the provider.
+    println!(
+        "\n[9/9] checkout → frame written via the MQ-Pay mock \
+         ({WARMUP_CHECKOUTS} warm-up, {checkouts} timed)"
+    );
+    let mqpay_stats = mqpay_checkouts(&dir.path().join("mqpay"), checkouts).await?;
+
+    // 10. Memory growth over many payments, on a sixth daemon, when asked for.
     let memory_payments = match std::env::var("QRPAYD_BENCH_MEMORY_PAYMENTS") {
         Ok(_) => Some(env_usize("QRPAYD_BENCH_MEMORY_PAYMENTS", 0)?),
         Err(_) => None,
     };
     let growth = match memory_payments {
         Some(payments) if payments >= MEMORY_FIRST_READING => {
-            println!("\n[9] memory growth over {payments} simulator payments");
+            println!("\n[10] memory growth over {payments} simulator payments");
             Some(memory_growth(&dir.path().join("memory"), payments).await?)
         }
         Some(payments) => {
@@ -453,6 +468,18 @@ async fn run() -> Harness<()> {
         "",
         "",
     );
+    row(
+        &format!("Checkout→frame via MQ-Pay mock p50/p99 (n={checkouts})"),
+        format!("{:.2}/{:.2} ms", ms(mqpay_stats.p50), ms(mqpay_stats.p99)),
+        "",
+        "",
+    );
+    row(
+        "Checkout→frame via MQ-Pay mock p90/max",
+        format!("{:.2}/{:.2} ms", ms(mqpay_stats.p90), ms(mqpay_stats.max)),
+        "",
+        "",
+    );
     if let Some(growth) = &growth {
         let grew_kb = growth.last.anon_kb as i64 - growth.first.anon_kb as i64;
         row(
@@ -540,9 +567,9 @@ async fn memory_growth(home: &Path, payments: usize) -> Harness<Growth> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Phases 6–8: a real provider, on a daemon of its own.
+// Phases 6–9: a real provider, on a daemon of its own.
 
-/// What phases 6–8 vary: the daemon's provider and the order each checkout asks for.
+/// What phases 6–9 vary: the daemon's provider and the order each checkout asks for.
 struct ProviderPhase<'a> {
     /// The provider (`default_provider`, and what each reply must name); it also names the
     /// daemon, its home and the orders' `source_id`s.
@@ -676,6 +703,59 @@ request_timeout_ms = 2000
         state.count(mock_qpay::Route::CreateInvoice),
         state.count(mock_qpay::Route::Check),
         state.seen.iter().filter(|s| s.status != 200).count()
+    );
+    Ok(stats)
+}
+
+/// Phase 9: the mock MQ-Pay gateway, checking the key and every request's signature, and a
+/// daemon whose only provider is `mqpay`, pointed at it. Each attempt is paid in full at the
+/// mock and the daemon asked to `Verify` it.
+async fn mqpay_checkouts(home: &Path, checkouts: usize) -> Harness<Stats> {
+    let mock = mock_mqpay::MockMqPay::start_signed().await;
+    println!("  mock MQ-Pay at {}", mock.base_url);
+    let section = format!(
+        r#"[providers.mqpay]
+base_url = "{base_url}"
+api_key = "{api_key}"
+signing_secret = "{secret}"
+provider = "{gateway}"
+poll_interval_ms = 1000
+request_timeout_ms = 2000
+"#,
+        base_url = mock.base_url,
+        api_key = mock_mqpay::API_KEY,
+        secret = mock_mqpay::SIGNING_SECRET,
+        gateway = mock_mqpay::GATEWAY,
+    );
+    let phase = ProviderPhase {
+        provider: "mqpay",
+        section: &section,
+        currency: "VND",
+        amount: VND_AMOUNT,
+        what: "checkout via the MQ-Pay mock",
+    };
+    let stats = provider_checkouts(home, &phase, checkouts, async |client, reply| {
+        let qr_text = field(reply, "qr_text")?;
+        let attempt_id = mock
+            .state()
+            .attempts
+            .iter()
+            .rev()
+            .find(|attempt| attempt.qr_code.as_deref() == Some(qr_text.as_str()))
+            .map(|attempt| attempt.id.clone())
+            .ok_or_else(|| format!("the mock made no attempt with the QR of {reply}"))?;
+        mock.pay(&attempt_id, VND_AMOUNT);
+        verify(client, &field(reply, "attempt_id")?).await
+    })
+    .await?;
+    let state = mock.state();
+    println!(
+        "  the mock saw {} checkout, {} verify requests ({} answered other than 200, {} bad \
+         signatures)",
+        state.count(mock_mqpay::Route::Checkout),
+        state.count(mock_mqpay::Route::Verify),
+        state.seen.iter().filter(|s| s.status != 200).count(),
+        state.bad_signatures
     );
     Ok(stats)
 }

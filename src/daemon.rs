@@ -17,6 +17,7 @@ use crate::providers::simulator::SimulatorError;
 use crate::providers::vietqr::VietQrProvider;
 use crate::providers::{Providers, Qpay, Simulator};
 use crate::store::{Store, StoreError};
+use crate::sync::SyncHandle;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub enum StartError {
     Appotapay(#[from] AppotapayError),
     #[error("{0}")]
     VietQr(String),
+    #[error(transparent)]
+    MqPay(#[from] crate::providers::mqpay::MqPayGatewayError),
     #[error("cannot listen for AppotaPay IPNs on {address}: {source}")]
     IpnListener {
         address: std::net::SocketAddr,
@@ -43,6 +46,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Dbus(#[from] dbus::ServeError),
+    #[error("cannot start the upstream sync: {0}")]
+    Sync(String),
     #[error("cannot resume the open attempts: {0}")]
     Resume(String),
     #[error(
@@ -70,6 +75,8 @@ pub enum StartError {
 /// A started daemon: the engine and its D-Bus service.
 pub struct Daemon {
     pub engine: Engine,
+    /// The upstream sync (a disabled handle without `[upstream]`); stopped when this drops.
+    pub sync: SyncHandle,
     /// Held for its lifetime: dropping it leaves the bus.
     _service: dbus::Service,
     ipn_listener: Option<IpnListener>,
@@ -111,12 +118,24 @@ impl Daemon {
             let vietqr = VietQrProvider::new(settings.clone()).map_err(StartError::VietQr)?;
             providers = providers.with(Arc::new(vietqr));
         }
+        if let Some(settings) = &config.mqpay {
+            // The gateway's checkout and refund journal lives in the store, so a restart finds
+            // what a lost answer made instead of making it again.
+            let name = crate::providers::mqpay::MqPayGateway::NAME;
+            let state = Arc::new(StoredProviderState::new(store.clone(), name));
+            providers = providers.with(Arc::new(crate::providers::mqpay::MqPayGateway::new(
+                settings.clone(),
+                &config.engine.terminal_id,
+                state,
+            )?));
+        }
         if let Some(display) = &config.display
             && let Some(parent) = display.png_path.parent()
             && let Err(error) = std::fs::create_dir_all(parent)
         {
             tracing::warn!(%error, path = %parent.display(), "cannot create the display directory");
         }
+        let sync_store = store.clone();
         let engine = Engine::new(
             store,
             providers,
@@ -124,7 +143,14 @@ impl Daemon {
             config.display.clone(),
         );
         let display = start_display(config, &engine).await?;
-        let service = dbus::serve(&engine, &BusAddress::parse(&config.bus)).await?;
+        let sync = match &config.upstream {
+            Some(settings) => SyncHandle::start(sync_store, settings, engine.subscribe())
+                .map_err(StartError::Sync)?,
+            None => SyncHandle::disabled(sync_store),
+        };
+        let service = dbus::serve(&engine, &sync, &BusAddress::parse(&config.bus))
+            .await
+            .inspect_err(|_| sync.stop())?;
         let ipn_listener = match (&config.appotapay, config.appotapay_ipn_listen) {
             (Some(settings), Some(address)) => {
                 Some(start_ipn_listener(&engine, address, settings.secret_key.clone()).await?)
@@ -145,6 +171,7 @@ impl Daemon {
         );
         Ok(Daemon {
             engine,
+            sync,
             _service: service,
             ipn_listener,
             display,
@@ -160,6 +187,12 @@ impl Daemon {
     /// Where the AppotaPay IPN listener listens, when it is on.
     pub fn ipn_address(&self) -> Option<std::net::SocketAddr> {
         self.ipn_listener.as_ref().map(IpnListener::address)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.sync.stop();
     }
 }
 

@@ -11,5 +11,7 @@ pub mod domain;
 pub mod emv;
 pub mod engine;
 pub mod logging;
+pub mod mqpay;
 pub mod providers;
 pub mod store;
+pub mod sync;

@@ -94,6 +94,8 @@ fn key(tag: &str) -> String {
 
 fn request(key: &str, amount: &str) -> CreateRequest {
     CreateRequest {
+        transaction_id: "transaction-1".to_owned(),
+        source: qrpayd_source(),
         attempt_id: format!("attempt-{key}"),
         attempt_code: "ATT000001".to_owned(),
         idempotency_key: key.to_owned(),
@@ -942,4 +944,13 @@ fn a_bad_or_tampered_ipn_is_a_signature_mismatch() {
         verify_ipn(&secret, data, &sign(SECRET_KEY, data.as_bytes())),
         Err(IpnError::Malformed(_))
     ));
+}
+
+/// The till's source of the test requests.
+fn qrpayd_source() -> qrpayd::domain::Source {
+    qrpayd::domain::Source {
+        kind: "Order".to_owned(),
+        id: "order-1".to_owned(),
+        uid: None,
+    }
 }

@@ -74,6 +74,11 @@ pub enum CtlCommand {
     /// Drive the simulated provider.
     #[command(subcommand)]
     Simulate(SimulateCommand),
+    /// The upstream sync's status; `now`, `parked`, `retry [SEQ]`.
+    Sync {
+        #[command(subcommand)]
+        command: Option<super::sync::SyncCommand>,
+    },
     /// Decode or build EMVCo / VietQR payloads (offline: no bus needed).
     #[command(subcommand)]
     Qr(super::qr::QrCommand),
@@ -628,6 +633,7 @@ async fn run(args: CtlArgs) -> Result<exit::Exit, Failure> {
                 println!("{} payment(s), {differences} difference(s)", rows.len());
             }
         }
+        CtlCommand::Sync { command } => super::sync::run(&client, command, json).await?,
         // Handled before connecting.
         CtlCommand::Qr(_) => {}
         CtlCommand::Simulate(command) => match command {

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod demo;
 pub mod dev;
 pub mod qr;
+pub mod sync;
 
 /// Sets up logging at `default_level`, or as `RUST_LOG` says: to the journal under systemd,
 /// to stderr otherwise (see [`crate::logging`]).

@@ -30,6 +30,9 @@ use crate::providers::vietqr::VietQrSettings;
 
 mod checks;
 mod providers;
+mod upstream;
+
+pub use upstream::UpstreamSettings;
 
 pub use checks::machine_problems;
 
@@ -87,6 +90,10 @@ pub struct Config {
     pub appotapay_ipn_listen: Option<std::net::SocketAddr>,
     /// `[providers.vietqr]`, when present.
     pub vietqr: Option<VietQrSettings>,
+    /// `[providers.mqpay]`, when present.
+    pub mqpay: Option<crate::providers::mqpay::MqPayGatewaySettings>,
+    /// `[upstream]`: the back office the sync sends every record to; no sync without it.
+    pub upstream: Option<UpstreamSettings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +103,7 @@ struct RawConfig {
     display: Option<RawDisplay>,
     #[serde(default)]
     providers: RawProviders,
+    upstream: Option<upstream::RawUpstream>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +221,7 @@ struct RawProviders {
     qpay: Option<providers::RawQpay>,
     appotapay: Option<providers::RawAppotapay>,
     vietqr: Option<providers::RawVietQr>,
+    mqpay: Option<providers::RawMqPay>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +283,9 @@ impl Config {
         }
         if self.vietqr.is_some() {
             names.push(crate::providers::vietqr::VietQrProvider::NAME);
+        }
+        if self.mqpay.is_some() {
+            names.push(crate::providers::mqpay::MqPayGateway::NAME);
         }
         names.push(crate::engine::SYSTEM_PROVIDER);
         names
@@ -410,6 +422,10 @@ impl Config {
             Some(raw) => Some(providers::parse_vietqr(raw, text, path)?),
             None => None,
         };
+        let mqpay = match raw.providers.mqpay {
+            Some(raw) => Some(providers::parse_mqpay(raw, text, path)?),
+            None => None,
+        };
         let enabled: Vec<&str> = simulator
             .iter()
             .map(|_| crate::providers::Simulator::NAME)
@@ -423,6 +439,11 @@ impl Config {
                 vietqr
                     .iter()
                     .map(|_| crate::providers::vietqr::VietQrProvider::NAME),
+            )
+            .chain(
+                mqpay
+                    .iter()
+                    .map(|_| crate::providers::mqpay::MqPayGateway::NAME),
             )
             .collect();
         let default_provider = match &daemon.default_provider {
@@ -458,13 +479,12 @@ impl Config {
         // The default provider, named or the only one enabled, must take the default currency:
         // else every Checkout that names neither is refused.
         let takes = match default_provider.as_str() {
-            "qpay" => Some(Currency::Mnt),
-            "appotapay" | "vietqr" => Some(Currency::Vnd),
-            _ => None,
+            "qpay" => vec![Currency::Mnt],
+            "appotapay" | "vietqr" => vec![Currency::Vnd],
+            "mqpay" => mqpay.iter().flat_map(|m| m.currencies.clone()).collect(),
+            _ => Vec::new(),
         };
-        if let Some(currency) = takes
-            && currency != default_currency
-        {
+        if !takes.is_empty() && !takes.contains(&default_currency) {
             let (key, span) = match &daemon.default_provider {
                 Some(spanned) => ("daemon.default_provider", spanned.span()),
                 None => ("daemon.default_currency", daemon.default_currency.span()),
@@ -474,14 +494,21 @@ impl Config {
             } else {
                 " (the only provider enabled, so the default one)"
             };
+            let takes: Vec<String> = takes.iter().map(ToString::to_string).collect();
             return Err(invalid(
                 key,
                 span,
                 format!(
-                    "{default_provider}{chosen} takes {currency} only, but daemon.default_currency is {default_currency}"
+                    "{default_provider}{chosen} takes {} only, but daemon.default_currency is {default_currency}",
+                    takes.join(" and ")
                 ),
             ));
         }
+
+        let upstream = match raw.upstream {
+            Some(raw) => Some(upstream::parse_upstream(raw, &terminal_id, text, path)?),
+            None => None,
+        };
 
         let display = match raw.display {
             Some(display) if !display.enabled => None,
@@ -513,6 +540,8 @@ impl Config {
             appotapay,
             appotapay_ipn_listen,
             vietqr,
+            mqpay,
+            upstream,
         })
     }
 }
@@ -894,6 +923,88 @@ auto_pay_after_ms = 1500
                 assert!(error.contains(fragment), "{error:?} lacks {fragment:?}");
             }
             assert!(error.contains("/etc/qrpayd/qrpayd.toml"), "{error}");
+        }
+    }
+
+    const MQPAY: &str = r#"
+[daemon]
+terminal_id = "POS-01"
+default_currency = "VND"
+
+[providers.mqpay]
+base_url = "https://backoffice.example.com/api/mq-pay"
+api_key = "inline-mqpay-key"
+provider = "VNPAY_QR_MMS"
+"#;
+
+    #[test]
+    fn an_mqpay_section_enables_the_gateway_with_defaults() {
+        let config = parse(MQPAY).expect("valid");
+        assert_eq!(config.engine.default_provider, "mqpay");
+        let mqpay = config.mqpay.clone().expect("mqpay enabled");
+        assert_eq!(mqpay.base_url, "https://backoffice.example.com/api/mq-pay");
+        assert_eq!(mqpay.api_key.expose_secret(), "inline-mqpay-key");
+        assert!(mqpay.signing_secret.is_none());
+        assert_eq!(mqpay.provider, "VNPAY_QR_MMS");
+        assert_eq!(mqpay.method, "100_QR_CODE");
+        assert_eq!(mqpay.currencies, vec![Currency::Vnd, Currency::Mnt]);
+        assert_eq!(mqpay.poll_interval, Duration::from_millis(2000));
+        assert_eq!(mqpay.request_timeout, Duration::from_millis(10_000));
+        assert!(!format!("{config:?}").contains("inline-mqpay-key"));
+
+        let signed = parse(&MQPAY.replace(
+            "provider = \"VNPAY_QR_MMS\"",
+            "provider = \"VNPAY_QR_MMS\"\nsigning_secret = \"inline-signing\"\n\
+             currencies = [\"VND\"]\npoll_interval_ms = 1000",
+        ))
+        .expect("valid");
+        let mqpay = signed.mqpay.expect("mqpay");
+        assert_eq!(
+            mqpay.signing_secret.map(|s| s.expose_secret().to_owned()),
+            Some("inline-signing".to_owned())
+        );
+        assert_eq!(mqpay.currencies, vec![Currency::Vnd]);
+    }
+
+    #[test]
+    fn a_bad_mqpay_section_is_named_with_its_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "provider = \"VNPAY_QR_MMS\"",
+                "provider = \"VNPAY QR\"",
+                "providers.mqpay.provider",
+            ),
+            (
+                "api_key = \"inline-mqpay-key\"",
+                "",
+                "providers.mqpay.api_key",
+            ),
+            (
+                "https://backoffice.example.com/api/mq-pay",
+                "http://backoffice.example.com/api/mq-pay",
+                "providers.mqpay.base_url",
+            ),
+            (
+                "provider = \"VNPAY_QR_MMS\"",
+                "provider = \"VNPAY_QR_MMS\"\ncurrencies = [\"USD\"]",
+                "providers.mqpay.currencies",
+            ),
+            (
+                "provider = \"VNPAY_QR_MMS\"",
+                "provider = \"VNPAY_QR_MMS\"\npoll_interval_ms = 200",
+                "providers.mqpay.poll_interval_ms",
+            ),
+            (
+                "default_currency = \"VND\"\n\n[providers.mqpay]",
+                "default_currency = \"VND\"\ndefault_provider = \"mqpay\"\n\
+                 [providers.mqpay]\ncurrencies = [\"MNT\"]",
+                "daemon.default_provider",
+            ),
+        ];
+        for (from, to, key) in cases {
+            let error = parse(&MQPAY.replace(from, to)).expect_err(to).to_string();
+            assert!(error.contains(key), "{error:?} lacks {key:?}");
+            assert!(!error.contains("inline-mqpay-key"), "{error}");
         }
     }
 

@@ -10,12 +10,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{ConfigError, line_of, read_secret};
+use crate::domain::Currency;
 use crate::providers::appotapay::{self, AppotapaySettings};
+use crate::providers::mqpay::{self, MqPayGatewaySettings};
 use crate::providers::qpay::{self, QpaySettings};
 use crate::providers::vietqr::VietQrSettings;
 
 /// An `Invalid` error for `key` at `span` of `text`.
-fn invalid_at(
+pub(super) fn invalid_at(
     text: &str,
     path: &Path,
     key: &'static str,
@@ -202,7 +204,7 @@ pub(super) fn parse_qpay(
 /// An `https://` URL (or `http://` to this machine only, for tests and local proxies: the client
 /// secret must never cross a network in clear), without its trailing slash. A callback may be
 /// any `http(s)://` URL: QPay calls it, and it carries no secret.
-fn check_url(text: &str, any_http: bool) -> Result<String, String> {
+pub(super) fn check_url(text: &str, any_http: bool) -> Result<String, String> {
     let url =
         reqwest::Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
     let loopback = url.host_str().is_some_and(|host| {
@@ -437,5 +439,156 @@ pub(super) fn parse_vietqr(
         account,
         account_name,
         card: raw.card,
+    })
+}
+
+/// `[providers.mqpay]` as written. Its `Debug` leaves the inline secrets out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMqPay {
+    base_url: Spanned<String>,
+    api_key: Option<Spanned<String>>,
+    api_key_file: Option<Spanned<PathBuf>>,
+    signing_secret: Option<Spanned<String>>,
+    signing_secret_file: Option<Spanned<PathBuf>>,
+    provider: Spanned<String>,
+    method: Option<Spanned<String>>,
+    currencies: Option<Spanned<Vec<String>>>,
+    #[serde(default = "default_mqpay_poll")]
+    poll_interval_ms: Spanned<u64>,
+    #[serde(default = "default_mqpay_timeout")]
+    request_timeout_ms: Spanned<u64>,
+}
+
+impl std::fmt::Debug for RawMqPay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawMqPay")
+            .field("base_url", &self.base_url)
+            .field("provider", &self.provider)
+            .field("api_key_file", &self.api_key_file)
+            .field("signing_secret_file", &self.signing_secret_file)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_mqpay_poll() -> Spanned<u64> {
+    Spanned::new(0..0, mqpay::DEFAULT_POLL_INTERVAL.as_millis() as u64)
+}
+fn default_mqpay_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, mqpay::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)
+}
+
+/// Validates `[providers.mqpay]` and reads its API key and signing secret.
+pub(super) fn parse_mqpay(
+    raw: RawMqPay,
+    text: &str,
+    path: &Path,
+) -> Result<MqPayGatewaySettings, ConfigError> {
+    let invalid = |key, span, message| invalid_at(text, path, key, span, message);
+    let base_url = check_url(raw.base_url.get_ref(), false)
+        .map_err(|message| invalid("providers.mqpay.base_url", raw.base_url.span(), message))?;
+    // MQ-Pay's codes: letters, digits and underscores (`VNPAY_QR_MMS`, `100_QR_CODE`).
+    let code = |key: &'static str, spanned: &Spanned<String>| {
+        let value = spanned.get_ref();
+        if value.is_empty()
+            || value.len() > 64
+            || !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(invalid(
+                key,
+                spanned.span(),
+                format!(
+                    "{value:?} is not an MQ-Pay code: 1 to 64 letters, digits, '_' or '-' \
+                     (e.g. \"VNPAY_QR_MMS\")"
+                ),
+            ));
+        }
+        Ok(value.clone())
+    };
+    let provider = code("providers.mqpay.provider", &raw.provider)?;
+    let method = match &raw.method {
+        Some(spanned) => code("providers.mqpay.method", spanned)?,
+        None => mqpay::DEFAULT_METHOD.to_owned(),
+    };
+    let currencies = match &raw.currencies {
+        Some(spanned) => {
+            let mut currencies = Vec::new();
+            for name in spanned.get_ref() {
+                let currency: Currency = name.parse().map_err(|_| {
+                    invalid(
+                        "providers.mqpay.currencies",
+                        spanned.span(),
+                        format!("{name:?} is not a currency qrpayd takes (MNT, VND)"),
+                    )
+                })?;
+                if !currencies.contains(&currency) {
+                    currencies.push(currency);
+                }
+            }
+            if currencies.is_empty() {
+                return Err(invalid(
+                    "providers.mqpay.currencies",
+                    spanned.span(),
+                    "names no currency".to_owned(),
+                ));
+            }
+            currencies
+        }
+        None => vec![Currency::Vnd, Currency::Mnt],
+    };
+    let secret =
+        |key: &'static str, inline: &Option<Spanned<String>>, file: &Option<Spanned<PathBuf>>| {
+            if let Some(inline) = inline
+                && inline.get_ref().is_empty()
+            {
+                return Err(invalid(key, inline.span(), "is empty".to_owned()));
+            }
+            read_secret(
+                key,
+                inline.as_ref().map(|s| s.get_ref().as_str()),
+                file.as_ref().map(|f| f.get_ref().as_path()),
+            )
+        };
+    let api_key =
+        secret("providers.mqpay.api_key", &raw.api_key, &raw.api_key_file)?.ok_or_else(|| {
+            ConfigError::Missing {
+                path: path.to_owned(),
+                key: "providers.mqpay.api_key",
+                message: "give api_key or api_key_file".to_owned(),
+            }
+        })?;
+    let signing_secret = secret(
+        "providers.mqpay.signing_secret",
+        &raw.signing_secret,
+        &raw.signing_secret_file,
+    )?;
+    let poll = *raw.poll_interval_ms.get_ref();
+    let min_poll = mqpay::MIN_POLL_INTERVAL.as_millis() as u64;
+    if !(min_poll..=60_000).contains(&poll) {
+        return Err(invalid(
+            "providers.mqpay.poll_interval_ms",
+            raw.poll_interval_ms.span(),
+            format!("{poll} is outside {min_poll}..=60000"),
+        ));
+    }
+    let timeout = *raw.request_timeout_ms.get_ref();
+    if !(1_000..=120_000).contains(&timeout) {
+        return Err(invalid(
+            "providers.mqpay.request_timeout_ms",
+            raw.request_timeout_ms.span(),
+            format!("{timeout} is outside 1000..=120000"),
+        ));
+    }
+    Ok(MqPayGatewaySettings {
+        base_url,
+        api_key,
+        signing_secret,
+        provider,
+        method,
+        currencies,
+        poll_interval: Duration::from_millis(poll),
+        request_timeout: Duration::from_millis(timeout),
     })
 }

@@ -29,6 +29,17 @@ trait Terminal {
     fn list_transactions(&self, filter: VarDict) -> zbus::Result<Vec<VarDict>>;
     fn count_transactions(&self, filter: VarDict) -> zbus::Result<u64>;
     fn reconcile(&self, request: VarDict) -> zbus::Result<Vec<VarDict>>;
+    fn sync_now(&self) -> zbus::Result<()>;
+    fn list_parked_sync(&self) -> zbus::Result<Vec<VarDict>>;
+    fn retry_sync(&self, seq: i64) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn sync_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn oldest_pending_seconds(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn parked_sync(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn last_sync_at(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -295,6 +306,50 @@ impl Client {
             .await
             .map_err(|e| self.error(e))?;
         Ok(Value::Array(reply.iter().map(dict_to_json).collect()))
+    }
+
+    /// The upstream sync's properties: `state`, `pending`, `oldest_pending_seconds`, `parked`,
+    /// `last_sync_at` (empty when never).
+    pub async fn sync_status(&self) -> Result<Value, ClientError> {
+        let t = &self.terminal;
+        let state = t.sync_state().await.map_err(|e| self.error(e))?;
+        let pending = t.pending_sync().await.map_err(|e| self.error(e))?;
+        let oldest = t
+            .oldest_pending_seconds()
+            .await
+            .map_err(|e| self.error(e))?;
+        let parked = t.parked_sync().await.map_err(|e| self.error(e))?;
+        let last = t.last_sync_at().await.map_err(|e| self.error(e))?;
+        Ok(serde_json::json!({
+            "state": state,
+            "pending": pending,
+            "oldest_pending_seconds": oldest,
+            "parked": parked,
+            "last_sync_at": last,
+        }))
+    }
+
+    /// `SyncNow`.
+    pub async fn sync_now(&self) -> Result<(), ClientError> {
+        self.terminal.sync_now().await.map_err(|e| self.error(e))
+    }
+
+    /// `ListParkedSync`.
+    pub async fn list_parked_sync(&self) -> Result<Value, ClientError> {
+        let reply = self
+            .terminal
+            .list_parked_sync()
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(Value::Array(reply.iter().map(dict_to_json).collect()))
+    }
+
+    /// `RetrySync`: one parked event (`Some(seq)`) or all of them. Returns how many.
+    pub async fn retry_sync(&self, seq: Option<i64>) -> Result<u64, ClientError> {
+        self.terminal
+            .retry_sync(seq.unwrap_or(0))
+            .await
+            .map_err(|e| self.error(e))
     }
 
     /// The daemon's properties: `Version`, `Providers`, `OpenAttempts`, `PendingSync`.

@@ -35,6 +35,10 @@ pub enum PayError {
     /// A provider notification failed its signature check.
     SignatureMismatch(String),
     /// The daemon failed internally (its database); see the journal.
+    /// `SyncNow` or `RetrySync` on a daemon without an `[upstream]` section.
+    SyncDisabled(String),
+    /// `RetrySync` of an event that is not parked.
+    SyncEventNotParked(String),
     Internal(String),
 }
 

@@ -13,6 +13,7 @@ mod error;
 mod introspection;
 pub mod names;
 mod simulator;
+mod sync;
 mod terminal;
 
 use tokio::sync::broadcast;
@@ -21,6 +22,7 @@ use zbus::object_server::InterfaceRef;
 
 use crate::domain::format_amount;
 use crate::engine::{Engine, Event};
+use crate::sync::SyncHandle;
 use args::Writer;
 pub use bus::{BusAddress, PrivateBus};
 pub use error::PayError;
@@ -40,26 +42,33 @@ pub struct Service {
     /// Held for its lifetime: the bus connection that owns the name.
     _connection: Connection,
     forwarder: tokio::task::JoinHandle<()>,
+    sync_forwarder: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
         self.forwarder.abort();
+        self.sync_forwarder.abort();
     }
 }
 
 /// Connects to `bus`, serves the interfaces, then takes the well-known name (so no call can
 /// arrive before the handlers exist), and starts forwarding engine events as signals.
-pub async fn serve(engine: &Engine, bus: &BusAddress) -> Result<Service, ServeError> {
+pub async fn serve(
+    engine: &Engine,
+    sync: &SyncHandle,
+    bus: &BusAddress,
+) -> Result<Service, ServeError> {
     let connect_error = |source| ServeError::Connect {
         bus: bus.to_string(),
         source,
     };
     // Subscribe before serving, so that no change after the first call is missed.
     let events = engine.subscribe();
-    let mut builder = bus
-        .builder()
-        .serve_at(names::OBJECT_PATH, Terminal::new(engine.clone()));
+    let mut builder = bus.builder().serve_at(
+        names::OBJECT_PATH,
+        Terminal::new(engine.clone(), sync.clone()),
+    );
     if engine.has_simulator() {
         builder = builder.serve_at(
             names::OBJECT_PATH,
@@ -89,11 +98,13 @@ pub async fn serve(engine: &Engine, bus: &BusAddress) -> Result<Service, ServeEr
         .interface::<_, Terminal>(names::OBJECT_PATH)
         .await
         .map_err(connect_error)?;
-    let forwarder = tokio::spawn(forward_events(events, terminal));
+    let forwarder = tokio::spawn(forward_events(events, terminal.clone()));
+    let sync_forwarder = tokio::spawn(sync::forward_status(sync.clone(), terminal));
     tracing::info!(bus = %bus, name = names::BUS_NAME, "serving on D-Bus");
     Ok(Service {
         _connection: connection,
         forwarder,
+        sync_forwarder,
     })
 }
 

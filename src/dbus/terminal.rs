@@ -12,15 +12,17 @@ use crate::engine::{
     CheckoutRequest, ConfirmRequest, Engine, EngineError, ItemRequest, ListRequest,
     PaymentInstrument, ReconcileRequest, RefundRequest, Target,
 };
+use crate::sync::SyncHandle;
 
 /// The till's interface, served at `/org/qrpayd/Pay1`.
 pub struct Terminal {
     engine: Engine,
+    sync: SyncHandle,
 }
 
 impl Terminal {
-    pub fn new(engine: Engine) -> Terminal {
-        Terminal { engine }
+    pub fn new(engine: Engine, sync: SyncHandle) -> Terminal {
+        Terminal { engine, sync }
     }
 }
 
@@ -371,6 +373,24 @@ impl Terminal {
             .collect()
     }
 
+    /// Wakes the upstream sync at once, through any back-off or pause.
+    async fn sync_now(&self) -> Result<(), PayError> {
+        Ok(self.sync.sync_now()?)
+    }
+
+    /// The events the back office refused for good, oldest first: `seq` x, `transaction_id`,
+    /// `transaction_number`, `kind`, `answer` (the back office's status, code and message),
+    /// `parked_at`. Each blocks its own transaction's later events until it is retried.
+    async fn list_parked_sync(&self) -> Result<Vec<VarDict>, PayError> {
+        super::sync::parked_rows(&self.sync.parked().await?)
+    }
+
+    /// Sends a parked event again (`seq`), or every parked event (`seq` 0). Replies with how
+    /// many were released.
+    async fn retry_sync(&self, seq: i64) -> Result<u64, PayError> {
+        Ok(self.sync.retry((seq != 0).then_some(seq)).await?)
+    }
+
     /// A transaction or its status changed.
     #[zbus(signal)]
     pub async fn transaction_changed(
@@ -423,13 +443,46 @@ impl Terminal {
             .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
     }
 
-    /// How many outbox events wait for the upstream sync.
+    /// How many outbox events the back office has not accepted yet, parked ones included (0
+    /// when everything was delivered).
     #[zbus(property)]
     async fn pending_sync(&self) -> zbus::fdo::Result<u64> {
         self.engine
             .pending_sync()
             .await
             .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
+    }
+
+    /// The upstream sync: `disabled` (no `[upstream]`), `idle`, `syncing`, `offline` (retrying
+    /// with back-off), `paused-auth` (the back office refuses the API key; retried every five
+    /// minutes).
+    #[zbus(property)]
+    fn sync_state(&self) -> String {
+        self.sync.status().state.name().to_owned()
+    }
+
+    /// Seconds since the oldest event the back office has not accepted was queued; 0 when none.
+    #[zbus(property)]
+    async fn oldest_pending_seconds(&self) -> zbus::fdo::Result<u64> {
+        self.sync
+            .oldest_pending_seconds()
+            .await
+            .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
+    }
+
+    /// How many events the back office refused for good (`ListParkedSync`, `RetrySync`).
+    #[zbus(property)]
+    async fn parked_sync(&self) -> zbus::fdo::Result<u64> {
+        self.sync
+            .parked_count()
+            .await
+            .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
+    }
+
+    /// When the back office last accepted a request (RFC 3339); empty if never.
+    #[zbus(property)]
+    fn last_sync_at(&self) -> String {
+        super::sync::last_sync_at(&self.sync)
     }
 
     /// How many attempts have had a provider call with no known outcome for too long.

@@ -9,8 +9,9 @@ pub mod money;
 pub mod status;
 
 pub use model::{
-    Attempt, DeepLink, Failure, Item, OutboxEvent, OutboxKind, PaymentResult, Source, TextError,
-    Timestamp, Transaction, TransactionFilter, check_text, status_for_money,
+    Attempt, DeepLink, Failure, Item, OutboxEvent, OutboxKind, OutboxRecord, ParkedEvent,
+    PaymentResult, Source, TextError, Timestamp, Transaction, TransactionFilter, check_text,
+    status_for_money,
 };
 pub use money::{
     AmountError, Currency, format_amount, format_for_display, parse_amount, parse_decimal,

@@ -251,32 +251,67 @@ pub struct PaymentResult {
     pub observed_at: Timestamp,
 }
 
-/// What an outbox event reports to the merchant's back office.
+/// What an outbox event reports to the merchant's back office. The store's triggers name each
+/// event as it is queued (schema migration 5); these are the names they write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutboxKind {
-    TransactionSettled,
+    TransactionCreated,
     TransactionPartiallyPaid,
+    TransactionSettled,
     TransactionCancelled,
-    AttemptExpired,
-    RefundSucceeded,
     /// Money arrived that the sale did not need (a late payment on a settled or cancelled
-    /// transaction).
+    /// transaction): the status stays, `paid` grows.
     OverpaymentReceived,
+    TransactionRefunded,
+    ItemAdded,
+    AttemptCreated,
+    AttemptSent,
+    AttemptSucceeded,
+    AttemptFailed,
+    AttemptCancelled,
+    AttemptExpired,
+    /// Another change of an attempt's synced fields (money on an attempt that stays, say).
+    AttemptUpdated,
+    PaymentRecorded,
 }
 
 impl OutboxKind {
     /// The name stored and synced.
     pub fn name(self) -> &'static str {
         match self {
-            OutboxKind::TransactionSettled => "transaction_settled",
+            OutboxKind::TransactionCreated => "transaction_created",
             OutboxKind::TransactionPartiallyPaid => "transaction_partially_paid",
+            OutboxKind::TransactionSettled => "transaction_settled",
             OutboxKind::TransactionCancelled => "transaction_cancelled",
-            OutboxKind::AttemptExpired => "attempt_expired",
-            OutboxKind::RefundSucceeded => "refund_succeeded",
             OutboxKind::OverpaymentReceived => "overpayment_received",
+            OutboxKind::TransactionRefunded => "transaction_refunded",
+            OutboxKind::ItemAdded => "item_added",
+            OutboxKind::AttemptCreated => "attempt_created",
+            OutboxKind::AttemptSent => "attempt_sent",
+            OutboxKind::AttemptSucceeded => "attempt_succeeded",
+            OutboxKind::AttemptFailed => "attempt_failed",
+            OutboxKind::AttemptCancelled => "attempt_cancelled",
+            OutboxKind::AttemptExpired => "attempt_expired",
+            OutboxKind::AttemptUpdated => "attempt_updated",
+            OutboxKind::PaymentRecorded => "payment_recorded",
         }
     }
+}
+
+/// The record an outbox event is about: the sync sends that record's current state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OutboxRecord {
+    /// The transaction itself (its id is the event's `transaction_id`).
+    Transaction,
+    /// One of its items, by position.
+    Item(i64),
+    Attempt(String),
+    /// A payment result, by its row id.
+    Payment(i64),
+    /// An event of a qrpayd before the sync: the whole transaction, with every item, attempt
+    /// and payment result, is sent for it.
+    WholeTransaction,
 }
 
 /// An event waiting in the outbox for the upstream sync.
@@ -286,8 +321,41 @@ pub struct OutboxEvent {
     pub seq: i64,
     pub transaction_id: String,
     pub kind: String,
+    pub record: OutboxRecord,
     pub payload: serde_json::Value,
     pub created_at: Timestamp,
+}
+
+impl OutboxEvent {
+    /// Whether the event reports a record new to the back office (sent as a create).
+    pub fn creates(&self) -> bool {
+        matches!(
+            self.kind.as_str(),
+            "transaction_created" | "item_added" | "attempt_created" | "payment_recorded"
+        ) || self.record == OutboxRecord::WholeTransaction
+    }
+
+    /// The fields an update changed, as the store's trigger listed them (`{"status": 1, ...}`).
+    pub fn changed_fields(&self) -> impl Iterator<Item = &str> {
+        self.payload
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, changed)| changed.as_i64() == Some(1) || changed.as_bool() == Some(true))
+            .map(|(field, _)| field.as_str())
+    }
+}
+
+/// An event the back office refused for good, waiting for someone to retry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedEvent {
+    pub seq: i64,
+    pub transaction_id: String,
+    pub transaction_number: Option<String>,
+    pub kind: String,
+    /// The back office's answer (status, code, message).
+    pub answer: String,
+    pub parked_at: Timestamp,
 }
 
 /// Which transactions `ListTransactions` and `CountTransactions` select.

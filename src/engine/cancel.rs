@@ -13,8 +13,8 @@ use super::supervisor::Closing;
 use super::{CancelReply, Engine, EngineError, SYSTEM_PROVIDER, Target};
 use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN, check_id};
 use crate::domain::{
-    Attempt, AttemptStatus, AttemptType, Failure, OutboxKind, Transaction, TransactionStatus,
-    check_text, format_for_display,
+    Attempt, AttemptStatus, AttemptType, Failure, Transaction, TransactionStatus, check_text,
+    format_for_display,
 };
 use crate::logging;
 
@@ -107,18 +107,6 @@ impl Engine {
                 }
                 transaction.transition_to(TransactionStatus::Cancelled, now)?;
                 tx.update_transaction(&transaction)?;
-                tx.append_outbox(
-                    &transaction.id,
-                    OutboxKind::TransactionCancelled,
-                    &serde_json::json!({
-                        "transaction_id": transaction.id,
-                        "transaction_number": transaction.number,
-                        "source": { "type": transaction.source.kind, "id": transaction.source.id },
-                        "status": transaction.status.code(),
-                        "at": now.to_rfc3339(),
-                    }),
-                    now,
-                )?;
                 changes.transaction(&transaction);
                 tracing::info!(transaction_id = %transaction.id, "transaction cancelled");
                 Ok(transaction)

@@ -413,6 +413,13 @@ impl Engine {
             attempt.invoice_id = Some(invoice.invoice_id);
             attempt.short_url = invoice.short_url;
             attempt.deep_links = invoice.deep_links;
+            // The provider's own deadline, when it is earlier than ours: the QR stops working
+            // then, so the till and the customer screen must not promise more.
+            if let (Some(theirs), Some(ours)) = (invoice.expires_at, attempt.expires_at)
+                && theirs < ours
+            {
+                attempt.expires_at = Some(theirs);
+            }
             attempt.provider_open = true;
             attempt.updated_at = now;
             match (qr_check, target) {
@@ -572,6 +579,8 @@ fn draft_request(valid: &ValidCheckout, terminal_id: &str) -> CreateRequest {
     let now = Timestamp::now();
     let transaction_number = "TXN000000".to_owned();
     CreateRequest {
+        transaction_id: uuid::Uuid::nil().to_string(),
+        source: valid.source.clone(),
         attempt_id: uuid::Uuid::nil().to_string(),
         attempt_code: "ATT000000".to_owned(),
         idempotency_key: format!("Q{}", "0".repeat(25)),
@@ -598,6 +607,8 @@ pub(super) fn create_request(
     terminal_id: &str,
 ) -> CreateRequest {
     CreateRequest {
+        transaction_id: transaction.id.clone(),
+        source: transaction.source.clone(),
         attempt_id: attempt.id.clone(),
         attempt_code: attempt.code.clone(),
         idempotency_key: attempt.idempotency_key.clone(),

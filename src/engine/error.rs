@@ -68,6 +68,14 @@ impl From<ProviderError> for EngineError {
             ProviderError::Rejected { code, message } if code == "INVALID_ARGUMENT" => {
                 EngineError::InvalidArgument(message)
             }
+            // A gateway that keeps MQ-Pay's rules itself (the MQ-Pay provider) refuses in
+            // qrpayd's own words: the till gets the same named error as from qrpayd's checks.
+            ProviderError::Rejected { code, message } if code == "REFUND_EXCEEDS_REMAINING" => {
+                EngineError::RefundExceedsRemaining(message)
+            }
+            ProviderError::Rejected { code, message } if code == "ATTEMPT_NOT_SUCCESS" => {
+                EngineError::AttemptNotSuccess(message)
+            }
             ProviderError::Rejected { code, message } => {
                 EngineError::ProviderRejected { code, message }
             }

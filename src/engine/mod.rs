@@ -8,7 +8,7 @@
 //!
 //! Invariants:
 //! - Every state change and its outbox event are written in one store transaction
-//!   (`Engine::write`), and the status change is checked against the domain's table.
+//!   (`Engine::write`; the store's triggers add the event to every write), and the status change is checked against the domain's table.
 //! - Changes are published in commit order, each with a monotonic `seq`, and only what changed
 //!   is published.
 //! - At most one provider call is in flight for an attempt, and no two of the till's actions on

@@ -1,6 +1,7 @@
 //! Money arriving on a payment attempt: the one place that adds it up, decides how much of it
-//! the sale did not need (an overpayment), moves the transaction's status, queues the outbox
-//! event, and refunds an overpayment automatically where the provider can.
+//! the sale did not need (an overpayment), moves the transaction's status, and refunds an
+//! overpayment automatically where the provider can. (The outbox events are the store's: its
+//! triggers queue one for every change written, in the same SQL transaction.)
 //!
 //! Nothing here drops money. Arithmetic is checked (an amount near `Decimal::MAX` is an error,
 //! never a panic), amounts a provider reports are checked before they are used, and money that
@@ -11,8 +12,8 @@ use rust_decimal::Decimal;
 use super::checkout::new_attempt;
 use super::{Changes, EngineError, Stamp};
 use crate::domain::{
-    Attempt, AttemptStatus, AttemptType, Currency, OutboxKind, Timestamp, Transaction,
-    TransactionStatus, format_amount, format_for_display, status_for_money,
+    Attempt, AttemptStatus, AttemptType, Currency, Timestamp, Transaction, TransactionStatus,
+    format_for_display, status_for_money,
 };
 use crate::providers::{Provider, ProviderPayment};
 use crate::store::Tx;
@@ -72,7 +73,7 @@ pub(super) fn add(a: Decimal, b: Decimal, what: &str) -> Result<Decimal, EngineE
 
 /// Adds `received` to the attempt and its transaction, records how much of it the sale did not
 /// need, moves the transaction's status (a cancelled one stays cancelled: the money is an
-/// overpayment), writes the transaction and queues the outbox event. The attempt's own status
+/// overpayment) and writes the transaction (its outbox event comes with it). The attempt's own status
 /// is the caller's, and so is writing the attempt. Returns the overpaid part.
 pub(super) fn record_money(
     tx: &Tx<'_>,
@@ -111,7 +112,6 @@ pub(super) fn record_money(
             "money arrived that the sale did not need; it is recorded as an overpayment"
         );
     }
-    append_money_event(tx, transaction, attempt, received, excess, now)?;
     tx.update_transaction(transaction)?;
     changes.transaction(transaction);
     Ok(excess)
@@ -195,45 +195,4 @@ pub(super) fn refund_overpayment(
         "refunding an overpayment automatically"
     );
     Ok(Some(refund))
-}
-
-/// Queues the outbox event for money received: settled, partially paid, or (when the sale
-/// needed none of it) an overpayment.
-fn append_money_event(
-    tx: &Tx<'_>,
-    transaction: &Transaction,
-    attempt: &Attempt,
-    received: Decimal,
-    excess: Decimal,
-    at: Timestamp,
-) -> Result<(), EngineError> {
-    let kind = if excess >= received {
-        OutboxKind::OverpaymentReceived
-    } else if transaction.status == TransactionStatus::Settled {
-        OutboxKind::TransactionSettled
-    } else {
-        OutboxKind::TransactionPartiallyPaid
-    };
-    let payload = serde_json::json!({
-        "transaction_id": transaction.id,
-        "transaction_number": transaction.number,
-        "source": {
-            "type": transaction.source.kind,
-            "id": transaction.source.id,
-            "uid": transaction.source.uid,
-        },
-        "status": transaction.status.code(),
-        "currency": transaction.currency.code(),
-        "total": format_amount(transaction.total),
-        "paid": format_amount(transaction.paid),
-        "overpaid": format_amount(transaction.overpaid),
-        "received": format_amount(received),
-        "attempt_id": attempt.id,
-        "attempt_code": attempt.code,
-        "provider": attempt.provider,
-        "method": attempt.method,
-        "at": at.to_rfc3339(),
-    });
-    tx.append_outbox(&transaction.id, kind, &payload, at)?;
-    Ok(())
 }

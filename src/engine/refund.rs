@@ -10,7 +10,7 @@ use super::money::add;
 use super::{Changes, Engine, EngineError, RefundReply, RefundRequest, SYSTEM_PROVIDER, Stamp};
 use crate::domain::model::{MAX_ID_LEN, MAX_NOTE_LEN, check_id};
 use crate::domain::{
-    Attempt, AttemptStatus, AttemptType, Failure, OutboxKind, Timestamp, check_text, format_amount,
+    Attempt, AttemptStatus, AttemptType, Failure, Timestamp, check_text, format_amount,
     format_for_display, parse_amount,
 };
 use crate::logging;
@@ -320,23 +320,6 @@ fn record_refunded(
     tx.update_attempt(&refund)?;
     tx.update_attempt(&parent)?;
     tx.update_transaction(&transaction)?;
-    tx.append_outbox(
-        &transaction.id,
-        OutboxKind::RefundSucceeded,
-        &serde_json::json!({
-            "transaction_id": transaction.id,
-            "transaction_number": transaction.number,
-            "refund_attempt_id": refund.id,
-            "refund_attempt_code": refund.code,
-            "parent_id": parent.id,
-            "provider": refund.provider,
-            "currency": transaction.currency.code(),
-            "amount": format_amount(refund.amount),
-            "refunded": format_amount(transaction.refunded),
-            "at": now.to_rfc3339(),
-        }),
-        now,
-    )?;
     changes.attempt(&refund, &transaction);
     changes.attempt(&parent, &transaction);
     changes.transaction(&transaction);

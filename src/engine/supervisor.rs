@@ -30,8 +30,7 @@ use super::checkout::{create_request, load_pair_in, lookup_created};
 use super::money::{check_provider_amount, record_money, refund_overpayment};
 use super::{Changes, Engine, EngineError, Event, HandleRef, SYSTEM_PROVIDER, Stamp, lock};
 use crate::domain::{
-    Attempt, AttemptStatus, AttemptType, Failure, OutboxKind, PaymentResult, Timestamp,
-    Transaction, format_amount,
+    Attempt, AttemptStatus, AttemptType, Failure, PaymentResult, Timestamp, Transaction,
 };
 use crate::logging;
 use crate::providers::{
@@ -61,6 +60,8 @@ pub(super) enum Step {
 #[derive(Debug, Default)]
 pub(super) struct Watch {
     started: bool,
+    /// The recorded expiry the deadlines were fixed from.
+    expires_at: Option<Timestamp>,
     /// The attempt's expiry, on the monotonic clock.
     deadline: Option<Instant>,
     /// Until when an invoice the provider cannot close is watched for money.
@@ -73,12 +74,15 @@ pub(super) struct Watch {
 }
 
 impl Watch {
-    /// Fixes the deadlines on the monotonic clock from the attempt's recorded expiry.
+    /// Fixes the deadlines on the monotonic clock from the attempt's recorded expiry, and fixes
+    /// them again when that changes (a provider's own expiry, earlier than ours, recorded with
+    /// an invoice found by a lookup).
     fn start(&mut self, attempt: &Attempt, wall_now: Timestamp, late_payment_watch: Duration) {
-        if self.started {
+        if self.started && self.expires_at == attempt.expires_at {
             return;
         }
         self.started = true;
+        self.expires_at = attempt.expires_at;
         let now = Instant::now();
         if let Some(expires_at) = attempt.expires_at {
             let left = Duration::from_millis(wall_now.millis_until(expires_at));
@@ -524,12 +528,6 @@ impl Engine {
                 attempt.transition_to(AttemptStatus::Success, now)?;
             } else {
                 attempt.transition_to(AttemptStatus::Expired, now)?;
-                tx.append_outbox(
-                    &transaction.id,
-                    OutboxKind::AttemptExpired,
-                    &attempt_event(&transaction, &attempt, now),
-                    now,
-                )?;
             }
             tx.update_attempt(&attempt)?;
             tracing::info!(
@@ -561,9 +559,13 @@ impl Engine {
             Ok(CancelOutcome::Cancelled) => {
                 match provider.check(invoice_id).await {
                     Ok(mut check) => {
-                        if check.state == InvoiceState::Closed {
-                            // Closed because we just closed it: the caller records why (cancel
-                            // or expiry), so only the money in this answer counts.
+                        if matches!(
+                            check.state,
+                            InvoiceState::Closed | InvoiceState::Failed { .. }
+                        ) {
+                            // Closed because we just closed it (a gateway may call a cancelled
+                            // attempt failed, as MQ-Pay's `500_FAIL`): the caller records why
+                            // (cancel or expiry), so only the money in this answer counts.
                             check.state = InvoiceState::Open;
                         }
                         self.apply_check(attempt, check).await?;
@@ -800,14 +802,6 @@ fn apply_check_in(
         && target != attempt.status
     {
         attempt.transition_to(target, now)?;
-        if target == AttemptStatus::Expired {
-            tx.append_outbox(
-                &transaction.id,
-                OutboxKind::AttemptExpired,
-                &attempt_event(&transaction, &attempt, now),
-                now,
-            )?;
-        }
     }
     if matches!(
         check.state,
@@ -824,17 +818,4 @@ fn apply_check_in(
     }
     refund_overpayment(tx, changes, &transaction, &attempt, excess, refunder, stamp)?;
     Ok(attempt)
-}
-
-fn attempt_event(transaction: &Transaction, attempt: &Attempt, at: Timestamp) -> serde_json::Value {
-    serde_json::json!({
-        "transaction_id": transaction.id,
-        "transaction_number": transaction.number,
-        "attempt_id": attempt.id,
-        "attempt_code": attempt.code,
-        "provider": attempt.provider,
-        "amount": format_amount(attempt.amount),
-        "status": attempt.status.code(),
-        "at": at.to_rfc3339(),
-    })
 }

@@ -37,3 +37,47 @@ pub fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Durat
             .min(MAX_RETRY_AFTER),
     )
 }
+
+/// An error with its chain of causes on one line (`a: b: c`): reqwest's own message says
+/// little ("error sending request") and the cause says why. Its text names the URL, never a
+/// header.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A URL component (a path segment or a query value), percent-encoded: everything but RFC
+/// 3986's unreserved characters. Ids are checked before they are sent, but a path must stay a
+/// path, and a query a query, whatever they are given.
+pub fn encode_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_are_encoded() {
+        assert_eq!(
+            encode_component("00f94137-66fd-4d90-b2b2-8225c1b4ed2d"),
+            "00f94137-66fd-4d90-b2b2-8225c1b4ed2d"
+        );
+        assert_eq!(encode_component("a/b c"), "a%2Fb%20c");
+        assert_eq!(encode_component(r#"{"a":1}"#), "%7B%22a%22%3A1%7D");
+    }
+}

@@ -10,7 +10,8 @@
 //! [`Provider::lookup`] finds what an earlier, interrupted `create` made.
 
 pub mod appotapay;
-mod http;
+pub(crate) mod http;
+pub mod mqpay;
 pub mod qpay;
 pub mod simulator;
 pub mod vietqr;
@@ -22,7 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 
-use crate::domain::{Currency, DeepLink, Item, Timestamp};
+use crate::domain::{Currency, DeepLink, Item, Source, Timestamp};
 
 pub use qpay::Qpay;
 pub use simulator::Simulator;
@@ -30,6 +31,9 @@ pub use simulator::Simulator;
 /// What the engine asks a provider to create for a payment attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateRequest {
+    /// The transaction the attempt pays, and the till's source of it.
+    pub transaction_id: String,
+    pub source: Source,
     pub attempt_id: String,
     pub attempt_code: String,
     /// Stable across retries of the same attempt; providers use it to recognise a repeat.
@@ -119,6 +123,9 @@ pub struct Invoice {
     pub qr_text: String,
     pub short_url: Option<String>,
     pub deep_links: Vec<DeepLink>,
+    /// When the provider stops taking payments on it, when it says; the attempt's deadline
+    /// moves to this time when it is earlier than the one qrpayd asked for.
+    pub expires_at: Option<Timestamp>,
 }
 
 /// One payment the provider reports against an invoice.

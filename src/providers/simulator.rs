@@ -398,6 +398,7 @@ impl Simulator {
 
 fn invoice_of(invoice: &SimInvoice) -> Invoice {
     Invoice {
+        expires_at: None,
         invoice_id: invoice.invoice_id.clone(),
         qr_text: invoice.qr_text.clone(),
         short_url: None,
@@ -580,6 +581,12 @@ mod tests {
 
     fn request(key: &str, amount: &str) -> CreateRequest {
         CreateRequest {
+            transaction_id: "transaction-1".to_owned(),
+            source: crate::domain::Source {
+                kind: "Order".to_owned(),
+                id: "order-1".to_owned(),
+                uid: None,
+            },
             attempt_id: "a1".into(),
             attempt_code: "ATT000001".into(),
             idempotency_key: key.into(),

@@ -101,6 +101,7 @@ impl Provider for VietQrProvider {
                 message,
             })?;
         Ok(Invoice {
+            expires_at: None,
             invoice_id: format!("vietqr:{}", request.idempotency_key),
             qr_text,
             short_url: None,
@@ -163,6 +164,12 @@ mod tests {
 
     fn request(code: &str) -> CreateRequest {
         CreateRequest {
+            transaction_id: "transaction-1".to_owned(),
+            source: crate::domain::Source {
+                kind: "Order".to_owned(),
+                id: "order-1".to_owned(),
+                uid: None,
+            },
             attempt_id: "a".into(),
             attempt_code: code.into(),
             idempotency_key: format!("KEY{code}"),

@@ -11,6 +11,7 @@
 
 mod queries;
 mod schema;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use queries::Tx;
+pub use sync::TransactionRecords;
 
 /// What can go wrong with the database.
 #[derive(Debug, thiserror::Error)]

@@ -10,13 +10,13 @@ use rust_decimal::Decimal;
 
 use super::StoreError;
 use crate::domain::{
-    Attempt, Currency, DeepLink, Failure, Item, OutboxEvent, OutboxKind, PaymentResult, Source,
-    Timestamp, Transaction, TransactionFilter,
+    Attempt, Currency, DeepLink, Failure, Item, OutboxEvent, OutboxKind, OutboxRecord,
+    PaymentResult, Source, Timestamp, Transaction, TransactionFilter,
 };
 
 /// One open SQL transaction. Obtained from [`super::Store::write`] or [`super::Store::read`].
 pub struct Tx<'c> {
-    inner: &'c rusqlite::Transaction<'c>,
+    pub(super) inner: &'c rusqlite::Transaction<'c>,
 }
 
 const TRANSACTION_COLUMNS: &str = "id, number, terminal_id, source_type, source_id, source_uid, \
@@ -33,12 +33,16 @@ impl<'c> Tx<'c> {
     }
 
     /// Runs one statement, prepared once per connection and kept in its statement cache.
-    fn execute(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    pub(super) fn execute(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> rusqlite::Result<usize> {
         self.inner.prepare_cached(sql)?.execute(params)
     }
 
     /// The one row `sql` selects, through the statement cache.
-    fn query_row<T>(
+    pub(super) fn query_row<T>(
         &self,
         sql: &str,
         params: impl rusqlite::Params,
@@ -341,6 +345,12 @@ impl<'c> Tx<'c> {
         )
     }
 
+    /// Every attempt, oldest first: one statement, for a whole-store audit (the fault campaign
+    /// reads the store after every step) rather than the engine's work.
+    pub fn all_attempts(&self) -> Result<Vec<Attempt>, StoreError> {
+        self.attempts_where("1 ORDER BY created_at, code", &[])
+    }
+
     /// The attempts that still need the daemon: open ones, and closed ones whose invoice may
     /// still be payable at the provider.
     ///
@@ -408,37 +418,61 @@ impl<'c> Tx<'c> {
         self.payment_results_where("attempt_id = ?1", &[&attempt_id])
     }
 
+    /// Every payment recorded, in the order they were seen: one statement, for a whole-store
+    /// audit.
+    pub fn all_payment_results(&self) -> Result<Vec<PaymentResult>, StoreError> {
+        self.payment_results_where("1", &[])
+    }
+
     fn payment_results_where(
         &self,
         condition: &str,
         args: &[&dyn ToSql],
     ) -> Result<Vec<PaymentResult>, StoreError> {
+        Ok(self
+            .payment_rows_where(condition, args)?
+            .into_iter()
+            .map(|(_, result)| result)
+            .collect())
+    }
+
+    /// The payment results `condition` selects, each with its row id, in the order seen.
+    pub(super) fn payment_rows_where(
+        &self,
+        condition: &str,
+        args: &[&dyn ToSql],
+    ) -> Result<Vec<(i64, PaymentResult)>, StoreError> {
         let sql = format!(
-            "SELECT attempt_id, provider, provider_payment_id, amount, paid_at, observed_at
+            "SELECT id, attempt_id, provider, provider_payment_id, amount, paid_at, observed_at
              FROM payment_results WHERE {condition} ORDER BY id"
         );
         let mut statement = self.inner.prepare_cached(&sql)?;
         let rows = statement.query_map(args, |row| {
             Ok((
-                row.get::<_, String>(0)?,
+                row.get::<_, i64>(0)?,
                 row.get::<_, String>(1)?,
                 row.get::<_, String>(2)?,
                 row.get::<_, String>(3)?,
-                row.get::<_, Option<i64>>(4)?,
-                row.get::<_, i64>(5)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, Option<i64>>(5)?,
+                row.get::<_, i64>(6)?,
             ))
         })?;
         let mut results = Vec::new();
         for row in rows {
-            let (attempt_id, provider, provider_payment_id, amount, paid_at, observed_at) = row?;
-            results.push(PaymentResult {
-                attempt_id,
-                provider,
-                provider_payment_id,
-                amount: decimal("payment_results.amount", &amount)?,
-                paid_at: paid_at.map(Timestamp),
-                observed_at: Timestamp(observed_at),
-            });
+            let (id, attempt_id, provider, provider_payment_id, amount, paid_at, observed_at) =
+                row?;
+            results.push((
+                id,
+                PaymentResult {
+                    attempt_id,
+                    provider,
+                    provider_payment_id,
+                    amount: decimal("payment_results.amount", &amount)?,
+                    paid_at: paid_at.map(Timestamp),
+                    observed_at: Timestamp(observed_at),
+                },
+            ));
         }
         Ok(results)
     }
@@ -541,7 +575,7 @@ impl<'c> Tx<'c> {
     }
 
     /// A count the schema's triggers keep in `tallies`; 0 when it was never counted.
-    fn tally(&self, name: &str) -> Result<u64, StoreError> {
+    pub(super) fn tally(&self, name: &str) -> Result<u64, StoreError> {
         let value: Option<i64> = self
             .query_row("SELECT value FROM tallies WHERE name = ?1", [name], |row| {
                 row.get(0)
@@ -552,22 +586,33 @@ impl<'c> Tx<'c> {
 
     /// Outbox events not yet synced, oldest first, at most `limit`.
     pub fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError> {
-        let mut statement = self.inner.prepare_cached(
-            "SELECT seq, transaction_id, kind, payload, created_at FROM outbox
-             WHERE synced_at IS NULL ORDER BY seq LIMIT ?1",
-        )?;
-        let rows = statement.query_map([limit], |row| {
+        self.outbox_where("synced_at IS NULL ORDER BY seq LIMIT ?1", &[&limit])
+    }
+
+    /// The outbox events `condition` selects, read into domain types.
+    pub(super) fn outbox_where(
+        &self,
+        condition: &str,
+        args: &[&dyn ToSql],
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let mut statement = self.inner.prepare_cached(&format!(
+            "SELECT seq, transaction_id, kind, payload, created_at, record, record_id FROM outbox
+             WHERE {condition}"
+        ))?;
+        let rows = statement.query_map(args, |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, String>(1)?,
                 row.get::<_, String>(2)?,
                 row.get::<_, String>(3)?,
                 row.get::<_, i64>(4)?,
+                row.get::<_, Option<String>>(5)?,
+                row.get::<_, Option<String>>(6)?,
             ))
         })?;
         let mut events = Vec::new();
         for row in rows {
-            let (seq, transaction_id, kind, payload, created_at) = row?;
+            let (seq, transaction_id, kind, payload, created_at, record, record_id) = row?;
             let payload = serde_json::from_str(&payload).map_err(|_| StoreError::InvalidValue {
                 column: "outbox.payload",
                 value: payload.clone(),
@@ -576,11 +621,42 @@ impl<'c> Tx<'c> {
                 seq,
                 transaction_id,
                 kind,
+                record: outbox_record(record.as_deref(), record_id)?,
                 payload,
                 created_at: Timestamp(created_at),
             });
         }
         Ok(events)
+    }
+}
+
+/// An outbox row's `record` and `record_id` (migration 5) as the domain's [`OutboxRecord`].
+fn outbox_record(record: Option<&str>, id: Option<String>) -> Result<OutboxRecord, StoreError> {
+    let position = |id: &str| {
+        id.rsplit_once('-')
+            .and_then(|(_, n)| n.parse::<i64>().ok())
+            .ok_or_else(|| StoreError::InvalidValue {
+                column: "outbox.record_id",
+                value: id.to_owned(),
+            })
+    };
+    match (record, id) {
+        (None, _) => Ok(OutboxRecord::WholeTransaction),
+        (Some("transaction"), _) => Ok(OutboxRecord::Transaction),
+        (Some("item"), Some(id)) => Ok(OutboxRecord::Item(position(&id)?)),
+        (Some("attempt"), Some(id)) => Ok(OutboxRecord::Attempt(id)),
+        (Some("payment"), Some(id)) => {
+            id.parse()
+                .map(OutboxRecord::Payment)
+                .map_err(|_| StoreError::InvalidValue {
+                    column: "outbox.record_id",
+                    value: id,
+                })
+        }
+        (Some(other), _) => Err(StoreError::InvalidValue {
+            column: "outbox.record",
+            value: other.to_owned(),
+        }),
     }
 }
 

@@ -179,6 +179,110 @@ pub(super) const MIGRATIONS: &[&str] = &[
         WHERE request_id IS NOT NULL;
     CREATE INDEX transactions_overpaid ON transactions (created_at) WHERE overpaid <> '0';
     "#,
+    // 5: the upstream sync. Every change of a transaction, item, attempt or payment result
+    // queues an outbox event, by trigger, in the SQL transaction that makes it: no write path
+    // can forget one. An event names its record (`record`, `record_id`); the sync sends the
+    // record's current state. Events of earlier versions (no record) are kept and send their
+    // whole transaction. `parked_at` / `answer`: an event the back office refused for good,
+    // kept until it is retried.
+    r#"
+    ALTER TABLE outbox ADD COLUMN record TEXT;
+    ALTER TABLE outbox ADD COLUMN record_id TEXT;
+    ALTER TABLE outbox ADD COLUMN parked_at INTEGER;
+    ALTER TABLE outbox ADD COLUMN answer TEXT;
+    CREATE INDEX outbox_by_transaction ON outbox (transaction_id, synced_at, seq);
+    CREATE INDEX outbox_parked ON outbox (seq) WHERE parked_at IS NOT NULL AND synced_at IS NULL;
+    -- `outbox_parked`: the events the back office refused, waiting for a retry (`ParkedSync`).
+    INSERT INTO tallies (name, value) VALUES ('outbox_parked', 0);
+    CREATE TRIGGER outbox_parked_on_update AFTER UPDATE OF parked_at, synced_at ON outbox
+        WHEN (OLD.parked_at IS NOT NULL AND OLD.synced_at IS NULL)
+            != (NEW.parked_at IS NOT NULL AND NEW.synced_at IS NULL)
+        BEGIN
+            UPDATE tallies SET value = value
+                + IIF(NEW.parked_at IS NOT NULL AND NEW.synced_at IS NULL, 1, -1)
+                WHERE name = 'outbox_parked';
+        END;
+
+    CREATE TRIGGER outbox_on_transaction_insert AFTER INSERT ON transactions
+        BEGIN
+            INSERT INTO outbox (transaction_id, kind, payload, created_at, record, record_id)
+                VALUES (NEW.id, 'transaction_created', '{}', NEW.created_at, 'transaction', NEW.id);
+        END;
+    CREATE TRIGGER outbox_on_transaction_update AFTER UPDATE ON transactions
+        WHEN OLD.status IS NOT NEW.status OR OLD.paid IS NOT NEW.paid
+            OR OLD.refunded IS NOT NEW.refunded OR OLD.overpaid IS NOT NEW.overpaid
+        BEGIN
+            INSERT INTO outbox (transaction_id, kind, payload, created_at, record, record_id)
+                VALUES (
+                    NEW.id,
+                    CASE
+                        WHEN OLD.status IS NOT NEW.status THEN CASE NEW.status
+                            WHEN '304_SETTLED' THEN 'transaction_settled'
+                            WHEN '300_PARTIAL' THEN 'transaction_partially_paid'
+                            WHEN '505_CANCELLED' THEN 'transaction_cancelled'
+                            ELSE 'transaction_status_changed' END
+                        WHEN OLD.overpaid IS NOT NEW.overpaid THEN 'overpayment_received'
+                        WHEN OLD.refunded IS NOT NEW.refunded THEN 'transaction_refunded'
+                        ELSE 'transaction_paid_changed'
+                    END,
+                    json_object(
+                        'status', OLD.status IS NOT NEW.status,
+                        'paid', OLD.paid IS NOT NEW.paid,
+                        'refunded', OLD.refunded IS NOT NEW.refunded
+                    ),
+                    NEW.updated_at, 'transaction', NEW.id
+                );
+        END;
+    CREATE TRIGGER outbox_on_item_insert AFTER INSERT ON transaction_items
+        BEGIN
+            INSERT INTO outbox (transaction_id, kind, payload, created_at, record, record_id)
+                SELECT NEW.transaction_id, 'item_added', '{}', t.created_at, 'item',
+                       NEW.transaction_id || '-' || NEW.position
+                FROM transactions AS t WHERE t.id = NEW.transaction_id;
+        END;
+    CREATE TRIGGER outbox_on_attempt_insert AFTER INSERT ON attempts
+        BEGIN
+            INSERT INTO outbox (transaction_id, kind, payload, created_at, record, record_id)
+                VALUES (NEW.transaction_id, 'attempt_created', '{}', NEW.created_at, 'attempt',
+                        NEW.id);
+        END;
+    CREATE TRIGGER outbox_on_attempt_update AFTER UPDATE ON attempts
+        WHEN OLD.status IS NOT NEW.status OR OLD.paid IS NOT NEW.paid
+            OR OLD.failure_code IS NOT NEW.failure_code
+            OR OLD.failure_message IS NOT NEW.failure_message
+            OR OLD.expires_at IS NOT NEW.expires_at
+        BEGIN
+            INSERT INTO outbox (transaction_id, kind, payload, created_at, record, record_id)
+                VALUES (
+                    NEW.transaction_id,
+                    CASE
+                        WHEN OLD.status IS NOT NEW.status THEN CASE NEW.status
+                            WHEN '204_SENT' THEN 'attempt_sent'
+                            WHEN '302_SUCCESS' THEN 'attempt_succeeded'
+                            WHEN '501_EXPIRED' THEN 'attempt_expired'
+                            WHEN '500_FAIL' THEN IIF(NEW.failure_code = 'CANCELLED',
+                                'attempt_cancelled', 'attempt_failed')
+                            ELSE 'attempt_status_changed' END
+                        ELSE 'attempt_updated'
+                    END,
+                    json_object(
+                        'status', OLD.status IS NOT NEW.status,
+                        'paid', OLD.paid IS NOT NEW.paid,
+                        'failure', OLD.failure_code IS NOT NEW.failure_code
+                            OR OLD.failure_message IS NOT NEW.failure_message,
+                        'expiresAt', OLD.expires_at IS NOT NEW.expires_at
+                    ),
+                    NEW.updated_at, 'attempt', NEW.id
+                );
+        END;
+    CREATE TRIGGER outbox_on_payment_insert AFTER INSERT ON payment_results
+        BEGIN
+            INSERT INTO outbox (transaction_id, kind, payload, created_at, record, record_id)
+                SELECT a.transaction_id, 'payment_recorded', '{}', NEW.observed_at, 'payment',
+                       CAST(NEW.id AS TEXT)
+                FROM attempts AS a WHERE a.id = NEW.attempt_id;
+        END;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -4,8 +4,8 @@ use rust_decimal::Decimal;
 
 use super::{Store, StoreError, schema::LATEST_VERSION};
 use crate::domain::{
-    Attempt, AttemptStatus, AttemptType, Currency, DeepLink, Item, OutboxKind, PaymentResult,
-    Source, Timestamp, Transaction, TransactionFilter, TransactionStatus,
+    Attempt, AttemptStatus, AttemptType, Currency, DeepLink, Failure, Item, OutboxKind,
+    PaymentResult, Source, Timestamp, Transaction, TransactionFilter, TransactionStatus,
 };
 
 fn dec(s: &str) -> Decimal {
@@ -178,7 +178,7 @@ fn outbox_events_keep_their_order() {
             let kinds = [
                 OutboxKind::TransactionPartiallyPaid,
                 OutboxKind::TransactionSettled,
-                OutboxKind::RefundSucceeded,
+                OutboxKind::TransactionRefunded,
             ];
             for (i, kind) in kinds.into_iter().enumerate() {
                 tx.append_outbox("t1", kind, &serde_json::json!({ "i": i }), Timestamp(1))?;
@@ -190,15 +190,17 @@ fn outbox_events_keep_their_order() {
     assert_eq!(
         kinds,
         [
+            "transaction_created",
+            "item_added",
             "transaction_partially_paid",
             "transaction_settled",
-            "refund_succeeded"
+            "transaction_refunded"
         ]
     );
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(
         store.read(|tx| tx.pending_outbox_count()).expect("count"),
-        3
+        5
     );
 }
 
@@ -370,4 +372,154 @@ fn overpayments_and_request_ids_are_stored_and_found() {
         ["t1"],
         "only the overpaid transaction"
     );
+}
+
+/// Issue 11: every change of a transaction, item, attempt or payment result queues an event
+/// in the SQL transaction that makes it, named for what changed; a write that changes no
+/// synced field queues none.
+#[test]
+fn every_change_queues_an_outbox_event_by_trigger() {
+    use crate::domain::OutboxRecord;
+    let (_dir, store) = open_temp();
+    let events = store
+        .write(|tx| {
+            let mut t = transaction("t1", "order-1", 1_000);
+            tx.insert_transaction(&t)?;
+            let mut a = attempt("a1", "t1");
+            tx.insert_attempt(&a)?;
+            a.note = Some("not synced".into());
+            tx.update_attempt(&a)?;
+            a.status = AttemptStatus::Sent;
+            tx.update_attempt(&a)?;
+            tx.insert_payment_result(&PaymentResult {
+                attempt_id: "a1".into(),
+                provider: "simulator".into(),
+                provider_payment_id: "p1".into(),
+                amount: Decimal::from(1_000),
+                paid_at: None,
+                observed_at: Timestamp(5),
+            })?;
+            a.status = AttemptStatus::Success;
+            a.paid = Decimal::from(1_000);
+            tx.update_attempt(&a)?;
+            t.status = TransactionStatus::Settled;
+            t.paid = Decimal::from(1_000);
+            tx.update_transaction(&t)?;
+            t.paid = Decimal::from(1_500);
+            t.overpaid = Decimal::from(500);
+            tx.update_transaction(&t)?;
+            a.status = AttemptStatus::Fail;
+            a.failure = Some(Failure {
+                code: "CANCELLED".into(),
+                message: "by the till".into(),
+            });
+            tx.update_attempt(&a)?;
+            tx.pending_outbox(100)
+        })
+        .expect("write");
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "transaction_created",
+            "item_added",
+            "attempt_created",
+            "attempt_sent",
+            "payment_recorded",
+            "attempt_succeeded",
+            "transaction_settled",
+            "overpayment_received",
+            "attempt_cancelled",
+        ]
+    );
+    assert_eq!(events[0].record, OutboxRecord::Transaction);
+    assert!(matches!(events[1].record, OutboxRecord::Item(0)));
+    assert_eq!(events[2].record, OutboxRecord::Attempt("a1".into()));
+    assert!(matches!(events[4].record, OutboxRecord::Payment(_)));
+    assert!(events.iter().all(|e| e.transaction_id == "t1"));
+    let changed: Vec<&str> = events[6].changed_fields().collect();
+    assert_eq!(changed, ["paid", "status"]);
+    assert!(events[2].creates() && !events[3].creates());
+}
+
+/// Issue 11: retention deletes delivered events after their window, and finished transactions
+/// whose every event was delivered after theirs; nothing undelivered, unfinished or recent.
+#[test]
+fn retention_deletes_only_delivered_finished_and_old_records() {
+    let (_dir, store) = open_temp();
+    let deleted = store
+        .write(|tx| {
+            // t-old: settled long ago, everything delivered: goes.
+            // t-pending: settled long ago, one event undelivered: stays.
+            // t-open: new (unfinished) long ago, delivered: stays.
+            // t-recent: settled recently, delivered: stays.
+            for (id, status, at) in [
+                ("t-old", TransactionStatus::Settled, 1_000),
+                ("t-pending", TransactionStatus::Settled, 1_000),
+                ("t-open", TransactionStatus::New, 1_000),
+                ("t-recent", TransactionStatus::Settled, 9_000),
+            ] {
+                let mut t = transaction(id, id, 0);
+                t.created_at = Timestamp(at);
+                t.updated_at = Timestamp(at);
+                t.status = status;
+                tx.insert_transaction(&t)?;
+                let mut a = attempt(&format!("a-{id}"), id);
+                a.status = AttemptStatus::Success;
+                a.created_at = Timestamp(at);
+                tx.insert_attempt(&a)?;
+                tx.insert_payment_result(&PaymentResult {
+                    attempt_id: a.id.clone(),
+                    provider: "simulator".into(),
+                    provider_payment_id: format!("p-{id}"),
+                    amount: Decimal::ONE,
+                    paid_at: None,
+                    observed_at: Timestamp(at),
+                })?;
+            }
+            let seqs: Vec<i64> = tx.pending_outbox(100)?.iter().map(|e| e.seq).collect();
+            tx.mark_synced(&seqs, Timestamp(2_000))?;
+            tx.append_outbox(
+                "t-pending",
+                OutboxKind::TransactionRefunded,
+                &serde_json::json!({}),
+                Timestamp(2_000),
+            )?;
+            let transactions = tx.delete_finished_transactions(Timestamp(5_000), 10)?;
+            let events = tx.delete_synced_outbox(Timestamp(1_500), 100)?;
+            Ok::<_, StoreError>((transactions, events))
+        })
+        .expect("write");
+    assert_eq!(
+        deleted,
+        (1, 0),
+        "one transaction; no event delivered before 1500"
+    );
+    let left = store
+        .read(|tx| {
+            let mut left = Vec::new();
+            for id in ["t-old", "t-pending", "t-open", "t-recent"] {
+                left.push((id, tx.transaction(id)?.is_some(), tx.attempts_of(id)?.len()));
+            }
+            Ok::<_, StoreError>(left)
+        })
+        .expect("read");
+    assert_eq!(
+        left,
+        [
+            ("t-old", false, 0),
+            ("t-pending", true, 1),
+            ("t-open", true, 1),
+            ("t-recent", true, 1)
+        ]
+    );
+    // Delivered events go after their own window; the undelivered one never does.
+    let (events, pending) = store
+        .write(|tx| {
+            let events = tx.delete_synced_outbox(Timestamp(3_000), 100)?;
+            Ok::<_, StoreError>((events, tx.pending_outbox_count()?))
+        })
+        .expect("write");
+    assert!(events > 0);
+    assert_eq!(pending, 1, "the undelivered event is kept");
 }

@@ -86,7 +86,10 @@ async fn cancelling_a_transaction_cancels_its_attempts() {
         cancel["cancelled_attempts"][0]["parent_id"],
         reply["attempt_id"]
     );
-    assert_eq!(h.client.status().await.expect("status")["pending_sync"], 1);
+    // Every change is queued for the back office: the transaction and its attempt created, the
+    // QR sent, the cancel attempt created and done, the payment attempt cancelled, the
+    // transaction cancelled.
+    assert_eq!(h.client.status().await.expect("status")["pending_sync"], 7);
 
     // Repeating the cancel is harmless; checking the order out again is refused.
     let again = h
@@ -225,8 +228,9 @@ async fn refunds_follow_mq_pays_rules() {
         .expect("get");
     assert_eq!(s(&view, "refunded"), "10000.0000");
     assert_eq!(s(&view, "transaction_status"), "304_SETTLED");
-    // Settled, then two refunds: three events for the back office, in order.
-    assert_eq!(h.client.status().await.expect("status")["pending_sync"], 3);
+    // Every change is queued for the back office, in order: the sale (created, sent, paid,
+    // settled), then each refund (created, done, the payment and the transaction refunded).
+    assert_eq!(h.client.status().await.expect("status")["pending_sync"], 12);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,6 +83,17 @@ impl Harness {
         display_extra: &str,
         simulator_extra: &str,
     ) -> Harness {
+        Harness::start_seeded(daemon_extra, display_extra, simulator_extra, |_| {}).await
+    }
+
+    /// As [`Harness::start_full`], with `seed` run on the state directory before the daemon
+    /// starts (to write a database it then finds).
+    pub async fn start_seeded(
+        daemon_extra: &str,
+        display_extra: &str,
+        simulator_extra: &str,
+        seed: impl FnOnce(&Path),
+    ) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let bus = PrivateBus::start(dir.path()).expect("private bus");
         let state = dir.path().join("state");
@@ -94,6 +105,7 @@ impl Harness {
                 1,
             );
         let config = Config::parse(&text, &dir.path().join("qrpayd.toml")).expect("config");
+        seed(&state);
         let daemon = Daemon::start(&config).await.expect("daemon starts");
         let client = Client::connect(&BusAddress::parse(bus.address()))
             .await

@@ -24,12 +24,17 @@
 //!   framebuffer, and the QR leaving all of them within 100 ms.
 //! - `display_browser`: the kiosk page in Debian's headless Chromium, every state in mn and vi,
 //!   and a daemon restart the page lives through.
+//! - `sync`: the upstream sync against the mock back office (`support/mock_backoffice.rs`):
+//!   faults, parking and retry, lost answers, refused credentials, 409s, 2 000 payments made
+//!   offline, `kill -9` before marking delivered, no secret in a log line or a request.
 //! - `soak`: the soak's short seeded form: the real daemon against the mock QPay and AppotaPay
 //!   with faults, `kill -9` at random moments, the fault campaign's `invariants` after every
 //!   kill.
 
 mod appotapay;
 mod appotapay_ipn;
+#[path = "../support/backlog.rs"]
+mod backlog;
 mod bad_input;
 mod cancel_refund_cash;
 #[path = "../support/captured.rs"]
@@ -50,8 +55,12 @@ mod logging;
 /// the dead code of the parts each binary leaves unused).
 #[path = "../support/mock_appotapay.rs"]
 mod mock_appotapay;
+#[path = "../support/mock_backoffice.rs"]
+mod mock_backoffice;
+mod mock_mqpay;
 mod mock_qpay;
 mod money_safety;
+mod mqpay;
 mod payments;
 mod qpay;
 mod qpay_reconcile;
@@ -60,4 +69,5 @@ mod soak;
 #[path = "../support/sse.rs"]
 mod sse;
 mod state_lock;
+mod sync;
 mod vietqr;

@@ -156,8 +156,9 @@ async fn an_unpaid_attempt_expires_and_the_order_can_be_tried_again() {
     let status = h.client.status().await.expect("status");
     assert_eq!(status["open_attempts"], 0);
     assert_eq!(
-        status["pending_sync"], 1,
-        "the expiry is queued for the back office"
+        status["pending_sync"], 4,
+        "every change is queued for the back office: the transaction and its attempt \
+         created, the QR sent, the attempt expired"
     );
 
     let again = h

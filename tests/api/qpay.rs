@@ -760,6 +760,8 @@ fn fresh_provider(mock: &MockQpay, terminal_id: &str) -> Qpay {
 
 fn create_request(key: &str, amount: i64) -> CreateRequest {
     CreateRequest {
+        transaction_id: "transaction-1".to_owned(),
+        source: qrpayd_source(),
         attempt_id: format!("attempt-{key}"),
         attempt_code: "ATT000001".to_owned(),
         idempotency_key: key.to_owned(),
@@ -1127,4 +1129,13 @@ async fn no_secret_reaches_the_log_or_the_database() {
         }
     }
     assert_eq!(token_rows, 1);
+}
+
+/// The till's source of the test requests.
+fn qrpayd_source() -> qrpayd::domain::Source {
+    qrpayd::domain::Source {
+        kind: "Order".to_owned(),
+        id: "order-1".to_owned(),
+        uid: None,
+    }
 }

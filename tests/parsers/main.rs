@@ -4,7 +4,7 @@
 //! each payment once, an error is one plain line and never shows a card).
 //!
 //! The readers are the very functions the providers call on the wire
-//! (`qrpayd::providers::{qpay, appotapay}::answers`), not copies. Every test reads
+//! (`qrpayd::providers::{qpay, appotapay, mqpay}::answers`), not copies. Every test reads
 //! `PROPTEST_CASES` (default 256):
 //!
 //! - `cargo test --test parsers`: the short form, part of CI.
@@ -18,10 +18,12 @@
 //! - `emv`: the EMVCo codec and its views.
 //! - `qpay`: QPay's answers.
 //! - `appotapay`: AppotaPay's answers and IPNs.
+//! - `mqpay`: MQ-Pay's answers to the gateway provider, and its error bodies.
 
 mod appotapay;
 mod emv;
 mod json;
+mod mqpay;
 mod qpay;
 
 /// Every test's configuration: proptest's defaults, which read `PROPTEST_CASES`.

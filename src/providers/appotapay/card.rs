@@ -402,6 +402,7 @@ impl Inner {
                     "AppotaPay has this card payment but its verification URL was never received"
                 );
                 Ok(Some(Invoice {
+                    expires_at: None,
                     invoice_id,
                     qr_text: String::new(),
                     short_url: None,
@@ -514,6 +515,7 @@ pub(super) fn card_created_answer(
         .unwrap_or_default();
     let url = check_verification_url(&url)?;
     Ok(Invoice {
+        expires_at: None,
         invoice_id: invoice_id.to_owned(),
         qr_text: url.clone(),
         short_url: Some(url),

@@ -305,13 +305,7 @@ fn transport_error(error: reqwest::Error) -> CallError {
     if error.is_timeout() {
         return CallError::Failed(ProviderError::Timeout);
     }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let text = crate::providers::http::with_causes(&error);
     CallError::Failed(ProviderError::Unavailable(format!(
         "AppotaPay cannot be reached: {text}"
     )))
@@ -352,19 +346,7 @@ pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// A path segment, percent-encoded: ids are checked before they are sent, but a path must stay
-/// a path whatever it is given.
-pub(super) fn encode_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub(super) use crate::providers::http::encode_component;
 
 #[cfg(test)]
 mod tests {

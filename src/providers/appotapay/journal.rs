@@ -73,6 +73,7 @@ impl Journal {
             }
         };
         Some(Invoice {
+            expires_at: None,
             invoice_id: invoice_id.to_owned(),
             qr_text: entry.qr_text,
             short_url: entry.short_url,
@@ -119,6 +120,7 @@ mod tests {
 
     fn invoice(n: usize) -> Invoice {
         Invoice {
+            expires_at: None,
             invoice_id: format!("INV{n}"),
             qr_text: format!("000201-{n}"),
             short_url: None,

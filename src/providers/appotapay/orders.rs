@@ -102,6 +102,7 @@ impl Inner {
                     "AppotaPay has this order but its QR was never received; it cannot be shown"
                 );
                 Ok(Some(Invoice {
+                    expires_at: None,
                     invoice_id: partner_ref_id.to_owned(),
                     qr_text: String::new(),
                     short_url: None,
@@ -243,6 +244,7 @@ pub(super) fn created_answer(
         .filter(|url| url.starts_with("https://") && !url.contains(char::is_whitespace));
     Ok(OrderCreated::Made {
         invoice: Invoice {
+            expires_at: None,
             invoice_id: partner_ref_id.to_owned(),
             qr_text,
             short_url,

@@ -187,13 +187,7 @@ fn transport_error(error: reqwest::Error) -> CallError {
     if error.is_timeout() {
         return CallError::Failed(ProviderError::Timeout);
     }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let text = crate::providers::http::with_causes(&error);
     CallError::Failed(ProviderError::Unavailable(format!(
         "QPay cannot be reached: {text}"
     )))

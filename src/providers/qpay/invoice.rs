@@ -47,6 +47,7 @@ struct Journaled {
 impl Journaled {
     fn invoice(self) -> Invoice {
         Invoice {
+            expires_at: None,
             invoice_id: self.invoice_id,
             qr_text: self.qr_text,
             short_url: self.short_url,
@@ -279,6 +280,7 @@ impl Inner {
                     // The details may lack the QR text: the engine then fails the attempt for
                     // an invalid QR and closes the invoice, which is safe.
                     let invoice = Invoice {
+                        expires_at: None,
                         invoice_id,
                         qr_text: details.qr_text.unwrap_or_default(),
                         short_url: None,
@@ -433,6 +435,7 @@ pub(super) fn created_answer(bytes: &[u8]) -> Result<Invoice, ProviderError> {
 fn invoice_of(created: InvoiceCreated) -> Invoice {
     let links = created.urls.or(created.deeplinks).unwrap_or_default();
     Invoice {
+        expires_at: None,
         invoice_id: created.invoice_id,
         qr_text: created.qr_text.unwrap_or_default(),
         short_url: created.short_url.filter(|u| !u.is_empty()),

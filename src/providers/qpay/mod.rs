@@ -42,6 +42,7 @@ use rust_decimal::Decimal;
 use secrecy::SecretString;
 use tokio::sync::watch;
 
+use super::http::encode_component as segment;
 use super::{
     CancelOutcome, CheckResult, CreateRequest, Invoice, ListedPayment, Provider, ProviderError,
     ProviderPayment, ProviderState, RefundOutcome, RefundRequest, lock,
@@ -223,31 +224,9 @@ impl Provider for Qpay {
     }
 }
 
-/// A path segment, percent-encoded (ids come from QPay, but a path must stay a path).
-fn segment(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for byte in id.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn path_segments_are_encoded() {
-        assert_eq!(
-            segment("00f94137-66fd-4d90-b2b2-8225c1b4ed2d"),
-            "00f94137-66fd-4d90-b2b2-8225c1b4ed2d"
-        );
-        assert_eq!(segment("a/b c"), "a%2Fb%20c");
-    }
 
     /// Settings for a provider that is never called (its client secret is
     /// `very-secret-value`).
