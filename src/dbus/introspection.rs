@@ -145,9 +145,21 @@ pub const ARGUMENT_DOCS: &[(&str, &str, &str)] = &[
         "details",
         "`seq`, `attempt_code`, `type`, `provider`, `status`, `since`, `reason`.",
     ),
-    ("ListParkedSync", "out0", "One row per parked event: `seq`, `transaction_id`, `transaction_number`, `kind`, `answer`, `parked_at`."),
-    ("RetrySync", "seq", "The parked event's `seq` (from ListParkedSync), or 0 for every parked event."),
-    ("RetrySync", "out0", "How many events were released to be sent again."),
+    (
+        "ListParkedSync",
+        "out0",
+        "One row per parked event: `seq`, `transaction_id`, `transaction_number`, `kind`, `answer`, `parked_at`.",
+    ),
+    (
+        "RetrySync",
+        "seq",
+        "The parked event's `seq` (from ListParkedSync), or 0 for every parked event.",
+    ),
+    (
+        "RetrySync",
+        "out0",
+        "How many events were released to be sent again.",
+    ),
     ("Pay", "attempt_id", "The attempt's id or code."),
     (
         "Pay",
