@@ -499,13 +499,7 @@ async fn run(args: CtlArgs) -> Result<exit::Exit, Failure> {
                 print_payment(&reply, style, &command);
             }
             if let Some((signals, presence)) = watching {
-                let waiter = wait::Waiter {
-                    client: &client,
-                    json,
-                    style,
-                    command: &command,
-                    last_paid: Default::default(),
-                };
+                let waiter = wait::Waiter::new(&client, json, style, &command);
                 let outcome = waiter.wait(&reply, signals, presence).await?;
                 return Ok(outcome.exit());
             }
@@ -517,7 +511,12 @@ async fn run(args: CtlArgs) -> Result<exit::Exit, Failure> {
             }
             None => {
                 let status = client.status().await?;
-                print_json_or(&status, json, || human::daemon_status(&status, &args.bus));
+                if json {
+                    println!("{status}");
+                } else {
+                    let sync = client.sync_status().await?;
+                    println!("{}", human::daemon_status(&status, &sync, &args.bus));
+                }
             }
         },
         CtlCommand::List(list) => {

@@ -178,8 +178,8 @@ pub fn is_payable(reply: &Value) -> bool {
         && !field(reply, "qr_text").is_empty()
 }
 
-/// `status`'s line for the daemon itself.
-pub fn daemon_status(status: &Value, bus: &str) -> String {
+/// `status`'s line for the daemon itself, with the upstream sync's state from `sync`.
+pub fn daemon_status(status: &Value, sync: &Value, bus: &str) -> String {
     let providers = status["providers"]
         .as_array()
         .map(|p| {
@@ -194,14 +194,21 @@ pub fn daemon_status(status: &Value, bus: &str) -> String {
         "system" | "session" => format!("the {bus} bus"),
         address => address.to_owned(),
     };
+    let sync = match field(sync, "state") {
+        "disabled" | "" => "the upstream sync is off".to_owned(),
+        state => format!(
+            "the upstream sync is {state}: {} event(s) pending, {} parked",
+            count("pending_sync"),
+            sync["parked"].as_u64().unwrap_or(0)
+        ),
+    };
     format!(
-        "qrpayd {} on {bus}: providers {providers}; {} open attempt(s), {} unresolved, \
-         {} orphaned; {} event(s) waiting for the upstream sync",
+        "qrpayd {} on {bus}: providers {providers}; {} open attempt(s), {} unresolved, {} \
+         orphaned; {sync}",
         field(status, "version"),
         count("open_attempts"),
         count("unresolved_attempts"),
         count("orphaned_attempts"),
-        count("pending_sync"),
     )
 }
 

@@ -73,13 +73,13 @@ pub fn outcome_of(
 
 /// What `pay --wait` prints and how.
 pub struct Waiter<'a> {
-    pub client: &'a Client,
-    pub json: bool,
-    pub style: Style,
+    client: &'a Client,
+    json: bool,
+    style: Style,
     /// `qrpayctl` with the `--bus` in use, for the commands hints print.
-    pub command: &'a str,
+    command: &'a str,
     /// The attempt's money last reported, so that a repeated signal is not printed twice.
-    pub last_paid: std::cell::RefCell<Option<String>>,
+    last_paid: std::cell::RefCell<Option<String>>,
 }
 
 /// The end state as read back from the daemon.
@@ -89,7 +89,19 @@ struct Ended {
     attempt: Value,
 }
 
-impl Waiter<'_> {
+impl<'a> Waiter<'a> {
+    /// A waiter printing JSON lines or, for people, in `style`; `command` is `qrpayctl` with
+    /// the `--bus` in use.
+    pub fn new(client: &'a Client, json: bool, style: Style, command: &'a str) -> Waiter<'a> {
+        Waiter {
+            client,
+            json,
+            style,
+            command,
+            last_paid: std::cell::RefCell::new(None),
+        }
+    }
+
     /// Waits for the end of the payment `reply` (a Checkout reply) started, printing its
     /// signals, and returns how it ended. `signals` and `presence` were subscribed to before
     /// the Checkout, so nothing in between is missed.
