@@ -347,10 +347,10 @@ pub fn refund_summary(reply: &Value, style: Style, command: &str) -> String {
         plain_amount(field(reply, "amount")),
         style.status(
             status,
-            if status == "302_SUCCESS" {
-                "refunded"
-            } else {
-                status_word(status)
+            match status {
+                "302_SUCCESS" => "refunded",
+                "204_SENT" => "sent",
+                other => status_word(other),
             }
         )
     );
