@@ -509,6 +509,12 @@ impl Config {
             Some(raw) => Some(upstream::parse_upstream(raw, &terminal_id, text, path)?),
             None => None,
         };
+        let upstream = upstream.map(|mut settings| {
+            settings.shares_gateway = mqpay
+                .as_ref()
+                .is_some_and(|gateway| gateway.base_url == settings.mqpay.base_url);
+            settings
+        });
 
         let display = match raw.display {
             Some(display) if !display.enabled => None,

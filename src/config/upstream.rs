@@ -21,6 +21,9 @@ pub struct UpstreamSettings {
     pub max_in_flight: usize,
     /// How long a finished, fully delivered transaction is kept.
     pub retention: Duration,
+    /// The MQ-Pay gateway provider (`[providers.mqpay]`) takes its payments through this same
+    /// MQ-Pay: the sale a gateway checkout made there is patched, not created again.
+    pub shares_gateway: bool,
 }
 
 /// The defaults the README documents.
@@ -147,6 +150,7 @@ pub(super) fn parse_upstream(
         },
         max_in_flight: max_in_flight as usize,
         retention: Duration::from_secs(retention_days * 86_400),
+        shares_gateway: false,
     })
 }
 

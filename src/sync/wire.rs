@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::domain::format_amount;
 use crate::domain::{Attempt, Item, OutboxRecord, PaymentResult, Timestamp, Transaction};
+use crate::providers::http::encode_component;
 use crate::store::TransactionRecords;
 
 /// One record the back office holds, named as in its URL paths.
@@ -58,12 +59,38 @@ pub struct WireRecord {
     pub id: String,
     /// Every field the back office holds of it.
     pub body: Value,
+    /// The back office made the record itself (a sale its gateway took): it is only ever
+    /// patched with what the back office does not know, never created.
+    pub patch_only: bool,
+}
+
+/// How a transaction meets a back office that is also the MQ-Pay its gateway provider takes
+/// payments through. MQ-Pay makes the gateway's attempts, their payment results and refunds
+/// itself, under its own ids, and keys the sale by its source: `sourceId` is qrpayd's
+/// transaction id, as the gateway's checkout sends it. So the sync sends the transaction under
+/// that same source (the till's own reference goes in `sourceUid`), whichever comes first,
+/// and once a checkout made or found MQ-Pay's transaction it only patches that one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayLink {
+    /// MQ-Pay's id of the transaction, once a gateway checkout made or found it.
+    pub transaction_id: Option<String>,
+    /// The provider whose attempts MQ-Pay makes itself (`mqpay`).
+    pub provider: &'static str,
+}
+
+/// What becomes of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    /// Sent as this record.
+    Send(WireRecord),
+    /// The back office made it itself and knows it: nothing to send.
+    Known,
 }
 
 impl WireRecord {
     /// The record's own path, for a PATCH.
     pub fn path(&self) -> String {
-        format!("{}/{}", self.collection, percent_encode(&self.id))
+        format!("{}/{}", self.collection, encode_component(&self.id))
     }
 
     /// A PATCH body of the fields that changed (MQ-Pay's names) and `updatedAt`; the whole
@@ -95,21 +122,48 @@ impl WireRecord {
     }
 }
 
-/// The record `key` names as it stands in `records`; `None` when it is not there.
-pub fn record(key: &RecordKey, records: &TransactionRecords) -> Option<WireRecord> {
+/// The record `key` names as it stands in `records`, linked to MQ-Pay's own records when
+/// `link` says the sale was made through the gateway of this same MQ-Pay; `None` when it is
+/// not there.
+pub fn record(
+    key: &RecordKey,
+    records: &TransactionRecords,
+    link: Option<&GatewayLink>,
+) -> Option<Outgoing> {
     let t = &records.transaction;
+    let linked = link.and_then(|link| link.transaction_id.as_deref());
+    let transaction_id = linked.unwrap_or(t.id.as_str());
+    let made_by_gateway = |provider: &str| link.is_some_and(|link| link.provider == provider);
     match key {
-        RecordKey::Transaction => Some(transaction(t)),
+        RecordKey::Transaction => Some(Outgoing::Send(match (link, linked) {
+            (_, Some(upstream_id)) => linked_transaction(t, upstream_id),
+            (Some(_), None) => keyed_as_the_gateway_keys_it(transaction(t), t),
+            (None, None) => transaction(t),
+        })),
         RecordKey::Item(position) => usize::try_from(*position)
             .ok()
             .and_then(|p| t.items.get(p))
-            .map(|item| self::item(t, *position, item)),
-        RecordKey::Attempt(id) => records.attempts.iter().find(|a| &a.id == id).map(attempt),
-        RecordKey::Payment(row) => records
-            .payments
-            .iter()
-            .find(|(id, _)| id == row)
-            .map(|(id, p)| payment(t, *id, p)),
+            .map(|item| Outgoing::Send(self::item(t, transaction_id, *position, item))),
+        RecordKey::Attempt(id) => records.attempts.iter().find(|a| &a.id == id).map(|a| {
+            if made_by_gateway(&a.provider) {
+                Outgoing::Known
+            } else {
+                Outgoing::Send(attempt(a, transaction_id))
+            }
+        }),
+        RecordKey::Payment(row) => {
+            records
+                .payments
+                .iter()
+                .find(|(id, _)| id == row)
+                .map(|(id, p)| {
+                    if made_by_gateway(&p.provider) {
+                        Outgoing::Known
+                    } else {
+                        Outgoing::Send(payment(t, transaction_id, *id, p))
+                    }
+                })
+        }
     }
 }
 
@@ -117,8 +171,35 @@ fn time(at: Timestamp) -> String {
     at.to_rfc3339()
 }
 
+/// What the back office does not know of a sale its gateway made: the terminal's number for
+/// it, the terminal, and the till's own reference (MQ-Pay's `sourceId` is qrpayd's transaction
+/// id, which the gateway's look-ups rely on, so it is left as it is).
+fn linked_transaction(t: &Transaction, upstream_id: &str) -> WireRecord {
+    WireRecord {
+        collection: "/transactions",
+        id: upstream_id.to_owned(),
+        body: json!({
+            "id": upstream_id,
+            "number": t.number,
+            "terminalId": t.terminal_id,
+            "sourceUid": t.source.uid.clone().unwrap_or_else(|| t.source.id.clone()),
+            "updatedAt": time(t.updated_at),
+        }),
+        patch_only: true,
+    }
+}
+
+/// A transaction under the source the gateway's checkout sends (`sourceId` qrpayd's
+/// transaction id), so that a later checkout of the sale finds it rather than make another.
+fn keyed_as_the_gateway_keys_it(mut record: WireRecord, t: &Transaction) -> WireRecord {
+    record.body["sourceId"] = json!(t.id);
+    record.body["sourceUid"] = json!(t.source.uid.clone().unwrap_or_else(|| t.source.id.clone()));
+    record
+}
+
 fn transaction(t: &Transaction) -> WireRecord {
     WireRecord {
+        patch_only: false,
         collection: "/transactions",
         id: t.id.clone(),
         body: json!({
@@ -140,13 +221,14 @@ fn transaction(t: &Transaction) -> WireRecord {
 }
 
 /// An item's id: its transaction's id and its position (`<transaction id>-<position>`).
-fn item(t: &Transaction, position: i64, item: &Item) -> WireRecord {
+fn item(t: &Transaction, transaction_id: &str, position: i64, item: &Item) -> WireRecord {
     let id = format!("{}-{position}", t.id);
     WireRecord {
         collection: "/transaction-items",
+        patch_only: false,
         body: json!({
             "id": id,
-            "transactionId": t.id,
+            "transactionId": transaction_id,
             "description": item.description,
             "quantity": item.quantity.normalize().to_string(),
             "unitPrice": format_amount(item.unit_price),
@@ -155,13 +237,14 @@ fn item(t: &Transaction, position: i64, item: &Item) -> WireRecord {
     }
 }
 
-fn attempt(a: &Attempt) -> WireRecord {
+fn attempt(a: &Attempt, transaction_id: &str) -> WireRecord {
     WireRecord {
         collection: "/payment-attempts",
         id: a.id.clone(),
+        patch_only: false,
         body: json!({
             "id": a.id,
-            "transactionId": a.transaction_id,
+            "transactionId": transaction_id,
             "code": a.code,
             "type": a.kind.code(),
             "status": a.status.code(),
@@ -181,14 +264,15 @@ fn attempt(a: &Attempt) -> WireRecord {
 
 /// A payment result's id: its attempt's id and the result's number on this terminal
 /// (`<attempt id>-<n>`).
-fn payment(t: &Transaction, row: i64, p: &PaymentResult) -> WireRecord {
+fn payment(t: &Transaction, transaction_id: &str, row: i64, p: &PaymentResult) -> WireRecord {
     let id = format!("{}-{row}", p.attempt_id);
     WireRecord {
         collection: "/payment-results",
+        patch_only: false,
         body: json!({
             "id": id,
             "attemptId": p.attempt_id,
-            "transactionId": t.id,
+            "transactionId": transaction_id,
             "provider": p.provider,
             "providerPaymentId": p.provider_payment_id,
             "amount": format_amount(p.amount),
@@ -197,19 +281,6 @@ fn payment(t: &Transaction, row: i64, p: &PaymentResult) -> WireRecord {
         }),
         id,
     }
-}
-
-/// An id as one path segment: everything but unreserved characters percent-encoded.
-fn percent_encode(id: &str) -> String {
-    id.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -223,6 +294,7 @@ mod tests {
             id: "a 1".into(),
             body: json!({"id": "a 1", "status": "500_FAIL", "paid": "0.0000",
                          "failureCode": "X", "failureMessage": "y", "updatedAt": "t"}),
+            patch_only: false,
         };
         assert_eq!(record.path(), "/payment-attempts/a%201");
         assert_eq!(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
-use super::wire::{self, RecordKey, WireRecord};
+use super::wire::{self, GatewayLink, Outgoing, RecordKey, WireRecord};
 use super::{SyncHandle, SyncState, backoff};
 use crate::config::UpstreamSettings;
 use crate::domain::{OutboxEvent, Timestamp};
@@ -234,18 +234,34 @@ impl Worker {
                 };
             }
         };
+        let link = match self.gateway_link(&records).await {
+            Ok(link) => link,
+            Err(error) => {
+                return Outcome::Retry {
+                    after: None,
+                    why: error.to_string(),
+                };
+            }
+        };
         let steps = plan(&events, &records);
         let mut delivered = Vec::new();
         let mut outcome = Outcome::Done;
         for step in &steps {
-            let Some(record) = wire::record(&step.key, &records) else {
-                self.park(
-                    &transaction_id,
-                    step.first_seq,
-                    "the record is not in the database",
-                )
-                .await;
-                break;
+            let record = match wire::record(&step.key, &records, link.as_ref()) {
+                Some(Outgoing::Send(record)) => record,
+                Some(Outgoing::Known) => {
+                    delivered.extend(&step.seqs);
+                    continue;
+                }
+                None => {
+                    self.park(
+                        &transaction_id,
+                        step.first_seq,
+                        "the record is not in the database",
+                    )
+                    .await;
+                    break;
+                }
             };
             match self.send(step, &record).await {
                 Ok(()) => delivered.extend(&step.seqs),
@@ -283,8 +299,48 @@ impl Worker {
         outcome
     }
 
+    /// How the sale meets the back office when it is the MQ-Pay the gateway provider takes
+    /// payments through (see [`GatewayLink`]): MQ-Pay's transaction, read from the gateway's
+    /// checkout journal once a checkout made or found it.
+    async fn gateway_link(
+        &self,
+        records: &TransactionRecords,
+    ) -> Result<Option<GatewayLink>, super::SyncError> {
+        if !self.settings.shares_gateway {
+            return Ok(None);
+        }
+        let provider = crate::providers::mqpay::MqPayGateway::NAME;
+        let keys: Vec<String> = records
+            .attempts
+            .iter()
+            .filter(|a| a.provider == provider)
+            .map(|a| crate::providers::mqpay::checkout_journal_key(&a.idempotency_key))
+            .collect();
+        let transaction_id = self
+            .handle
+            .on_store(move |store| {
+                store.read(|tx| {
+                    for key in &keys {
+                        if let Some(journal) = tx.provider_state(provider, key)?
+                            && let Some(id) =
+                                crate::providers::mqpay::journalled_transaction_id(&journal)
+                        {
+                            return Ok(Some(id));
+                        }
+                    }
+                    Ok(None)
+                })
+            })
+            .await?;
+        Ok(Some(GatewayLink {
+            transaction_id,
+            provider,
+        }))
+    }
+
     /// Sends one record: a create (answered "exists": a PATCH of its whole state), or a PATCH
-    /// of what changed (answered "not found": a create).
+    /// of what changed (answered "not found": a create). A record the back office made itself
+    /// is only patched.
     async fn send(&self, step: &Step, record: &WireRecord) -> Result<(), MqPayError> {
         let key = format!("{}-{}", self.settings.mqpay.terminal_id, step.key_seq);
         let path = record.path();
@@ -296,7 +352,17 @@ impl Worker {
             idempotency_key: Some(&key),
         };
         let fallback_key;
-        if step.create {
+        if record.patch_only {
+            self.client
+                .send(Request {
+                    method: Method::Patch,
+                    path: &path,
+                    body: Some(&whole),
+                    idempotency_key: Some(&key),
+                })
+                .await
+                .map(drop)
+        } else if step.create {
             match self.client.send(create).await {
                 Err(error) if error.disposition() == Disposition::Exists => {
                     fallback_key = format!("{key}-patch");

@@ -51,6 +51,9 @@ pub enum Route {
     GetTransaction,
     ListAttempts,
     ListResults,
+    /// The back office's CRUD writes, as the upstream sync sends them.
+    Create,
+    Patch,
     Unknown,
 }
 
@@ -133,6 +136,10 @@ pub struct State {
     pay_on_cancel: Option<(String, Decimal)>,
     /// Checkouts say their attempt expires this many milliseconds after it is made.
     expires_in_ms: Option<i64>,
+    /// Records the back office's CRUD API created (`POST /<collection>`), by collection.
+    pub created: Vec<(String, Value)>,
+    /// Patches of records the gateway made (`PATCH /transactions/<id>`, ...), in order.
+    pub patched: Vec<(String, Value)>,
 }
 
 impl State {
@@ -396,6 +403,14 @@ fn ok(value: Value) -> Response {
         .into_response()
 }
 
+/// The collections the back office's CRUD API writes.
+const COLLECTIONS: &[&str] = &[
+    "/transactions",
+    "/transaction-items",
+    "/payment-attempts",
+    "/payment-results",
+];
+
 fn route_of(method: &Method, path: &str) -> (Route, Option<String>) {
     let path = path.strip_prefix("/api/mq-pay").unwrap_or(path);
     match (method.as_str(), path) {
@@ -410,6 +425,8 @@ fn route_of(method: &Method, path: &str) -> (Route, Option<String>) {
             Route::GetTransaction,
             Some(p.trim_start_matches("/transactions/").to_owned()),
         ),
+        ("POST", p) if COLLECTIONS.contains(&p) => (Route::Create, Some(p.to_owned())),
+        ("PATCH", p) => (Route::Patch, Some(p.to_owned())),
         _ => (Route::Unknown, None),
     }
 }
@@ -552,6 +569,8 @@ fn answer(
             let rows = state.results.iter().map(result_json).collect();
             list(state, rows, &filter)
         }
+        Route::Create => create(state, id.as_deref().unwrap_or(""), request),
+        Route::Patch => patch(state, id.as_deref().unwrap_or(""), request),
         Route::Unknown => error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route"),
     };
     match failure {
@@ -794,6 +813,84 @@ fn refund(state: &mut State, attempt_id: &str, amount: Decimal) -> Result<Value,
         parent.refunded += amount;
     }
     Ok(json)
+}
+
+/// Whether `collection` holds a record `id`, made by the gateway or created through CRUD.
+fn exists(state: &State, collection: &str, id: &str) -> bool {
+    let made = match collection {
+        "/transactions" => state.transactions.iter().any(|t| t.id == id),
+        "/payment-attempts" => state.attempts.iter().any(|a| a.id == id),
+        "/payment-results" => state.results.iter().any(|r| r.id == id),
+        _ => false,
+    };
+    made || state
+        .created
+        .iter()
+        .any(|(c, record)| c == collection && record["id"] == id)
+}
+
+/// `POST /<collection>`: a record keyed by its id; 409 when it exists, 422 when its
+/// transaction does not.
+fn create(state: &mut State, collection: &str, record: Value) -> Response {
+    let Some(id) = record["id"].as_str().map(str::to_owned) else {
+        return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "id");
+    };
+    if exists(state, collection, &id) {
+        return error(
+            StatusCode::CONFLICT,
+            "DUPLICATE_ENTITY",
+            "the record exists",
+        );
+    }
+    if collection != "/transactions" {
+        let parent = record["transactionId"].as_str().unwrap_or("");
+        if !exists(state, "/transactions", parent) {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_REFERENCE",
+                "no such transaction",
+            );
+        }
+    }
+    if collection == "/transactions" {
+        // The gateway's checkouts find a sale by its source, whoever made it.
+        let text = |key: &str| record[key].as_str().unwrap_or("").to_owned();
+        let amount = |key: &str| text(key).parse().unwrap_or(Decimal::ZERO);
+        state.transactions.push(MockTransaction {
+            id: id.clone(),
+            source_type: text("sourceType"),
+            source_id: text("sourceId"),
+            source_uid: text("sourceUid"),
+            total: amount("total"),
+            paid: amount("paid"),
+            currency: text("currency"),
+            status: text("status"),
+        });
+    }
+    state.created.push((collection.to_owned(), record.clone()));
+    ok(record)
+}
+
+/// `PATCH /<collection>/<id>`: the fields merged into the record; 404 when there is none.
+fn patch(state: &mut State, path: &str, fields: Value) -> Response {
+    let Some((collection, id)) = path.rsplit_once('/') else {
+        return error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such record");
+    };
+    if !exists(state, collection, id) {
+        return error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such record");
+    }
+    if let Some((_, record)) = state
+        .created
+        .iter_mut()
+        .find(|(c, record)| c == collection && record["id"] == id)
+        && let (Some(record), Some(fields)) = (record.as_object_mut(), fields.as_object())
+    {
+        for (key, value) in fields {
+            record.insert(key.clone(), value.clone());
+        }
+    }
+    state.patched.push((path.to_owned(), fields.clone()));
+    ok(fields)
 }
 
 fn transaction_json(t: &MockTransaction) -> Value {

@@ -51,16 +51,32 @@ impl MqPayHarness {
         MqPayHarness::start_with(MockMqPay::start_signed().await, Some(secret)).await
     }
 
+    /// A daemon whose `[upstream]` is the same MQ-Pay as its gateway provider.
+    async fn start_shared() -> MqPayHarness {
+        let mock = MockMqPay::start_signed().await;
+        let upstream = format!(
+            "\n[upstream]\nbase_url = \"{}\"\napi_key = \"{API_KEY}\"\nsigning_secret = \
+             \"{SIGNING_SECRET}\"\n",
+            mock.base_url
+        );
+        MqPayHarness::start_configured(mock, Some(SIGNING_SECRET), &upstream).await
+    }
+
     /// A daemon that does not sign, and a mock that checks only the API key.
     async fn start_unsigned() -> MqPayHarness {
         MqPayHarness::start_with(MockMqPay::start().await, None).await
     }
 
     async fn start_with(mock: MockMqPay, secret: Option<&str>) -> MqPayHarness {
+        MqPayHarness::start_configured(mock, secret, "").await
+    }
+
+    async fn start_configured(mock: MockMqPay, secret: Option<&str>, extra: &str) -> MqPayHarness {
         let dir = tempfile::tempdir().expect("temp dir");
         let bus = PrivateBus::start(dir.path()).expect("private bus");
         let text = daemon_sections(&dir.path().join("state"), bus.address(), None)
-            + &mqpay_section(&mock.base_url, secret);
+            + &mqpay_section(&mock.base_url, secret)
+            + extra;
         let config = dir.path().join("qrpayd.toml");
         std::fs::write(&config, text).expect("config");
         let daemon = start_daemon(&config).await;
@@ -102,6 +118,22 @@ fn request(pairs: &[(&str, &str)]) -> Request {
 
 fn partial(source_id: &str, amount: &str) -> Request {
     with(order(source_id, amount), "allow_partial", Arg::Bool(true))
+}
+
+/// Wakes the sync and waits until every event was accepted, none parked.
+async fn synced(client: &Client, signals: &mut (impl Stream<Item = Signal> + Unpin)) {
+    client.sync_now().await.expect("sync now");
+    let waited = tokio::time::timeout(EVENT_TIMEOUT, async {
+        loop {
+            let status = client.sync_status().await.expect("sync status");
+            if status["pending"] == 0 && status["parked"] == 0 {
+                return;
+            }
+            futures_util::StreamExt::next(signals).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the sync did not deliver everything");
 }
 
 /// Waits until `attempt_id` is `status`, whether it already is or becomes so.
@@ -543,4 +575,186 @@ async fn mqpay_payments_are_reconciled_with_the_local_records() {
         assert_eq!(row["provider_amount"], amount, "{row}");
         assert_eq!(row["attempt_id"], reply["attempt_id"], "{row}");
     }
+}
+
+/// `[upstream]` and `[providers.mqpay]` are the same MQ-Pay: a sale paid partly in cash (synced
+/// at once), then through the gateway, reaches the back office once. The sync keys the sale
+/// by the source the gateway's checkout sends, so the checkout finds it; from then on the sync
+/// only patches it, and sends neither the gateway's attempt nor its payment, which MQ-Pay made
+/// itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_paid_through_the_gateway_reaches_the_back_office_once() {
+    let h = MqPayHarness::start_shared().await;
+    let (mock, client) = (&h.mock, &h.client);
+    let mut signals = client.watch().await.expect("watch");
+
+    let item = |description: &str, quantity: &str, unit_price: &str| {
+        [
+            ("description", description),
+            ("quantity", quantity),
+            ("unit_price", unit_price),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect::<std::collections::BTreeMap<String, String>>()
+    };
+    // First cash, then the gateway's QR for the rest.
+    let cash = with(
+        with(
+            with(
+                order("mq-synced", "3000"),
+                "source_uid",
+                Arg::from("ORD-42"),
+            ),
+            "items",
+            Arg::Dicts(vec![item("Tea", "2", "1000"), item("Bun", "1", "1000")]),
+        ),
+        "provider",
+        Arg::from("system"),
+    );
+    let cash = client.checkout(&cash).await.expect("cash attempt");
+    let transaction_id = s(&cash, "transaction_id").to_owned();
+    client
+        .confirm_system_payment(&request(&[
+            ("attempt_id", s(&cash, "attempt_id")),
+            ("tendered", "1000"),
+        ]))
+        .await
+        .expect("cash");
+    wait_transaction(&mut signals, &transaction_id, "300_PARTIAL").await;
+    let reply = client
+        .checkout(&order("mq-synced", "3000"))
+        .await
+        .expect("the QR for the rest");
+    assert_eq!(s(&reply, "provider"), "mqpay");
+    let attempt = mock.attempt_by_qr(s(&reply, "qr_text"));
+    mock.pay(&attempt.id, "2000");
+    wait_transaction(&mut signals, &transaction_id, "304_SETTLED").await;
+    synced(client, &mut signals).await;
+
+    let state = mock.state();
+    assert_eq!(
+        state.transactions.len(),
+        1,
+        "one sale at MQ-Pay: {:?}",
+        state.transactions
+    );
+    let upstream_id = state.transactions[0].id.clone();
+    let created: Vec<(&str, &Value)> = state
+        .created
+        .iter()
+        .map(|(collection, record)| (collection.as_str(), record))
+        .collect();
+    assert_eq!(
+        state.payments()[0].transaction_id,
+        upstream_id,
+        "the gateway's checkout found the sale the sync sent first"
+    );
+    let items: Vec<&&Value> = created
+        .iter()
+        .filter(|(c, _)| *c == "/transaction-items")
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(items.len(), 2, "{created:?}");
+    assert!(
+        items
+            .iter()
+            .all(|i| i["transactionId"] == upstream_id.as_str())
+    );
+    let attempts: Vec<&&Value> = created
+        .iter()
+        .filter(|(c, _)| *c == "/payment-attempts")
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(attempts.len(), 1, "only the cash attempt: {created:?}");
+    assert_eq!(attempts[0]["provider"], "system");
+    assert_eq!(attempts[0]["transactionId"], upstream_id.as_str());
+    let results: Vec<&&Value> = created
+        .iter()
+        .filter(|(c, _)| *c == "/payment-results")
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(results.len(), 1, "only the cash payment: {created:?}");
+    assert_eq!(state.results.len(), 1, "the gateway's payment, once");
+    let patch = state
+        .patched
+        .iter()
+        .rev()
+        .find(|(path, _)| *path == format!("/transactions/{upstream_id}"))
+        .map(|(_, fields)| fields.clone())
+        .expect("MQ-Pay's transaction patched");
+    assert!(
+        patch["number"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("TXN")),
+        "{patch}"
+    );
+    assert_eq!(patch["sourceUid"], "ORD-42");
+    assert_eq!(patch["terminalId"], "TEST-01");
+    assert_eq!(state.bad_signatures, 0);
+}
+
+/// The same, for a sale paid through the gateway alone: one transaction at MQ-Pay, with the
+/// items the sync added and the number it patched; no attempt or payment sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_sale_is_patched_not_created_again() {
+    let h = MqPayHarness::start_shared().await;
+    let mut signals = h.client.watch().await.expect("watch");
+    let item = [
+        ("description", "Tea"),
+        ("quantity", "3"),
+        ("unit_price", "1000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let reply = h
+        .client
+        .checkout(&with(
+            order("mq-gateway-only", "3000"),
+            "items",
+            Arg::Dicts(vec![item]),
+        ))
+        .await
+        .expect("checkout");
+    let attempt = h.mock.attempt_by_qr(s(&reply, "qr_text"));
+    h.mock.pay(&attempt.id, "3000");
+    wait_transaction(&mut signals, s(&reply, "transaction_id"), "304_SETTLED").await;
+    synced(&h.client, &mut signals).await;
+
+    let state = h.mock.state();
+    assert_eq!(state.transactions.len(), 1, "{:?}", state.transactions);
+    let upstream_id = state.transactions[0].id.clone();
+    assert_eq!(attempt.transaction_id, upstream_id);
+    let created = |collection: &str| {
+        state
+            .created
+            .iter()
+            .filter(|(c, _)| c == collection)
+            .map(|(_, record)| record.clone())
+            .collect::<Vec<Value>>()
+    };
+    assert!(
+        created("/payment-attempts").is_empty(),
+        "{:?}",
+        state.created
+    );
+    assert!(
+        created("/payment-results").is_empty(),
+        "{:?}",
+        state.created
+    );
+    let items = created("/transaction-items");
+    assert_eq!(items.len(), 1, "{:?}", state.created);
+    assert_eq!(items[0]["transactionId"], upstream_id.as_str());
+    assert!(
+        state.patched.iter().any(
+            |(path, fields)| *path == format!("/transactions/{upstream_id}")
+                && fields["number"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("TXN"))
+        ),
+        "{:?}",
+        state.patched
+    );
 }

@@ -702,7 +702,6 @@ async fn a_void_answered_200_with_a_broken_body_is_not_taken_for_a_refund() {
         .await
         .expect("recorded");
     assert_eq!(s(&refund, "status"), "204_SENT", "the outcome is unknown");
-    assert_eq!(h.mock.state().invoices[0].payments[0].status, "PAID");
     wait_attempt(&mut signals, s(&refund, "refund_attempt_id"), "302_SUCCESS").await;
     let state = h.mock.state();
     assert_eq!(state.count(Route::VoidPayment), 2, "voided on the repeat");

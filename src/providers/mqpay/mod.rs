@@ -117,6 +117,21 @@ struct RefundNote {
     done: Option<String>,
 }
 
+/// The key, in the provider's state, of the checkout journalled for the attempt with this
+/// idempotency key.
+pub fn checkout_journal_key(idempotency_key: &str) -> String {
+    format!("checkout:{idempotency_key}")
+}
+
+/// The MQ-Pay transaction a journalled checkout (the value under [`checkout_journal_key`])
+/// belongs to: what the upstream sync links the local transaction to when it shares this
+/// MQ-Pay.
+pub fn journalled_transaction_id(journal: &str) -> Option<String> {
+    serde_json::from_str::<Journalled>(journal)
+        .ok()
+        .map(|journalled| journalled.transaction_id)
+}
+
 impl MqPayGateway {
     /// The name the till and the config use.
     pub const NAME: &'static str = "mqpay";
@@ -263,7 +278,7 @@ impl MqPayGateway {
 
     /// The checkout journalled under `key`, if MQ-Pay answered it.
     fn journalled(&self, key: &str) -> Result<Option<Invoice>, ProviderError> {
-        let Some(text) = self.load(&format!("checkout:{key}"))? else {
+        let Some(text) = self.load(&checkout_journal_key(key))? else {
             return Ok(None);
         };
         let journalled: Journalled = serde_json::from_str(&text).map_err(|e| {
@@ -303,7 +318,7 @@ impl MqPayGateway {
         let text = serde_json::to_string(&journalled).map_err(|e| {
             ProviderError::Unavailable(format!("the MQ-Pay journal cannot be written: {e}"))
         })?;
-        self.save(&format!("checkout:{key}"), &text)?;
+        self.save(&checkout_journal_key(key), &text)?;
         Ok(Invoice {
             invoice_id: journalled.attempt_id,
             qr_text: journalled.qr_code,
