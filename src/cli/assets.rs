@@ -13,7 +13,21 @@ use super::ctl::CtlArgs;
 use super::daemon::DaemonArgs;
 
 /// Extra man-page text for `qrpayd(8)`, in roff.
-const QRPAYD_EXTRA: &str = r#".SH FILES
+const QRPAYD_EXTRA: &str = r#".SH ENVIRONMENT
+.TP
+\fBQRPAYD_CONFIG\fR
+The config file when \fB\-\-config\fR is not given (else \fI/etc/qrpayd/qrpayd.toml\fR).
+.TP
+\fBRUST_LOG\fR
+The log level or tracing directives (\fBdebug\fR, \fBqrpayd=debug,info\fR); it overrides
+\fBdaemon.log_level\fR when it is valid.
+.TP
+\fBCREDENTIALS_DIRECTORY\fR
+Where systemd's \fBLoadCredential=\fR put the provider secrets named by \fB*_file\fR keys.
+.TP
+\fBDBUS_SESSION_BUS_ADDRESS\fR
+The session bus \fBqrpayd dev\fR serves on when there is one (else a private bus).
+.SH FILES
 .TP
 \fI/etc/qrpayd/qrpayd.toml\fR
 The configuration (\fBqrpayd check\-config\fR checks it).
@@ -31,23 +45,19 @@ The customer display frame.
 \fBqrpayctl\fR(1), \fBsystemctl\fR(1), \fBjournalctl\fR(1)
 "#;
 
-/// Extra man-page text for `qrpayctl(1)`, in roff.
-const QRPAYCTL_EXTRA: &str = r#".SH EXIT STATUS
+/// Extra man-page text for `qrpayctl(1)`, in roff, after its EXIT STATUS section (made from
+/// the one table of exit codes, [`super::ctl::exit::EXIT_CODES`]).
+const QRPAYCTL_EXTRA: &str = r#".SH ENVIRONMENT
 .TP
-0
-Success.
+\fBQRPAYD_BUS\fR
+The bus when \fB\-\-bus\fR is not given: \fBsystem\fR (the default), \fBsession\fR or a
+D\-Bus address such as the one \fBqrpayd dev\fR prints.
 .TP
-2
-Usage error.
+\fBNO_COLOR\fR
+When set and not empty, statuses are not coloured on a terminal.
 .TP
-3
-The daemon refused the request (a D\-Bus error reply).
-.TP
-4
-The provider failed (unavailable, refused, not configured).
-.TP
-5
-The bus or the daemon cannot be reached.
+\fBRUST_LOG\fR
+The level of qrpayctl's own log on stderr (warnings by default).
 .SH SEE ALSO
 \fBqrpayd\fR(8)
 "#;
@@ -62,7 +72,8 @@ pub fn generate(out: &Path) -> io::Result<Vec<PathBuf>> {
 
     let mut written = Vec::new();
     write_man_pages(DaemonArgs::command(), "8", QRPAYD_EXTRA, &man, &mut written)?;
-    write_man_pages(CtlArgs::command(), "1", QRPAYCTL_EXTRA, &man, &mut written)?;
+    let qrpayctl_extra = format!("{}{QRPAYCTL_EXTRA}", super::ctl::exit::roff());
+    write_man_pages(CtlArgs::command(), "1", &qrpayctl_extra, &man, &mut written)?;
     for (mut command, name) in [
         (DaemonArgs::command(), "qrpayd"),
         (CtlArgs::command(), "qrpayctl"),
@@ -90,12 +101,7 @@ fn write_man_pages(
 ) -> io::Result<()> {
     let mut command = command.disable_help_subcommand(true);
     command.build();
-    for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
-        let page = clap_mangen::Man::new(sub.clone())
-            .section(section)
-            .manual("qrpayd");
-        written.push(page.generate_to(dir)?);
-    }
+    write_subcommand_pages(&command, section, dir, written)?;
     let page = clap_mangen::Man::new(command)
         .section(section)
         .manual("qrpayd");
@@ -105,6 +111,24 @@ fn write_man_pages(
     file.write_all(extra.as_bytes())?;
     file.flush()?;
     written.push(path);
+    Ok(())
+}
+
+/// Writes a page for each visible subcommand of `command` and, below it, of theirs
+/// (`qrpayctl-simulate.1`, `qrpayctl-simulate-pay.1`, …).
+fn write_subcommand_pages(
+    command: &clap::Command,
+    section: &str,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> io::Result<()> {
+    for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+        let page = clap_mangen::Man::new(sub.clone())
+            .section(section)
+            .manual("qrpayd");
+        written.push(page.generate_to(dir)?);
+        write_subcommand_pages(sub, section, dir, written)?;
+    }
     Ok(())
 }
 
@@ -131,6 +155,10 @@ mod tests {
             "man/qrpayctl.1",
             "man/qrpayctl-pay.1",
             "man/qrpayctl-simulate.1",
+            "man/qrpayctl-simulate-pay.1",
+            "man/qrpayctl-qr-decode.1",
+            "man/qrpayctl-qr-vietqr.1",
+            "man/qrpayd-dev.8",
             "completions/qrpayd.bash",
             "completions/_qrpayctl",
             "completions/qrpayctl.fish",
@@ -155,7 +183,56 @@ mod tests {
         assert!(page.contains(".TH qrpayctl 1"), "{page}");
         assert!(page.contains("Take a payment"), "subcommands listed");
         assert!(page.contains(".SH EXIT STATUS"), "{page}");
+        assert!(
+            page.contains("pay \\-\\-wait: the attempt expired"),
+            "{page}"
+        );
+        assert!(
+            page.contains(".SH ENVIRONMENT") && page.contains("QRPAYD_BUS"),
+            "{page}"
+        );
+        let daemon = fs::read_to_string(dir.path().join("man/qrpayd.8")).expect("page");
+        for variable in ["QRPAYD_CONFIG", "RUST_LOG"] {
+            assert!(daemon.contains(variable), "{variable} in qrpayd(8)");
+        }
         let bash = fs::read_to_string(dir.path().join("completions/qrpayctl.bash")).expect("bash");
         assert!(bash.contains("refund"), "subcommands completed");
+        for name in ["qrpayctl.bash", "_qrpayctl", "qrpayctl.fish"] {
+            let completion =
+                fs::read_to_string(dir.path().join("completions").join(name)).expect(name);
+            assert!(
+                !completion.contains("generate"),
+                "{name} offers generate-assets"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod described {
+    use super::*;
+
+    /// Every option and argument of every command says what it is for, in `--help` and in the
+    /// man pages.
+    #[test]
+    fn every_argument_has_a_description() {
+        fn undescribed(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                undescribed(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        for mut command in [DaemonArgs::command(), CtlArgs::command()] {
+            command.build();
+            undescribed(&command, "", &mut missing);
+        }
+        assert!(missing.is_empty(), "no description: {missing:#?}");
     }
 }

@@ -1,9 +1,12 @@
 //! `qrpayctl`: a command-line till. Every command is one D-Bus call (or a signal watch), so it
 //! is also the quickest way for a till developer to try the API.
 //!
-//! Exit codes: 0 success; 2 usage error; 3 the daemon refused the request (a D-Bus error
-//! reply); 4 the provider failed (unavailable, refused, not configured); 5 the bus or the
-//! daemon cannot be reached.
+//! Exit codes: the table in [`exit`], shown by `--help` and the man page. Human output is in
+//! `human`; `pay --wait` in `wait`; `--json` output is for scripts and stays stable.
+
+pub mod exit;
+mod human;
+mod wait;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -18,13 +21,13 @@ use crate::display;
 
 /// qrpayctl: talk to qrpayd over D-Bus, as a till would.
 #[derive(Debug, Parser)]
-#[command(name = "qrpayctl", version, about, long_about = None)]
+#[command(name = "qrpayctl", version, about, long_about = None, after_long_help = exit::help())]
 pub struct CtlArgs {
     /// The bus: `system`, `session` or a D-Bus address.
     #[arg(long, global = true, env = "QRPAYD_BUS", default_value = "system")]
     pub bus: String,
 
-    /// Print replies as JSON.
+    /// Print replies as JSON (one object per line), and errors as JSON on stderr.
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -37,7 +40,10 @@ pub enum CtlCommand {
     /// Take a payment (Checkout) and show its QR.
     Pay(Box<PayArgs>),
     /// Show the daemon's status, or one transaction by id or number.
-    Status { id_or_number: Option<String> },
+    Status {
+        /// A transaction id or number (`TXN000001`); without it, the daemon's own status.
+        id_or_number: Option<String>,
+    },
     /// List transactions, newest first.
     List(ListArgs),
     /// Cancel an attempt or a whole transaction.
@@ -47,11 +53,15 @@ pub enum CtlCommand {
     /// Confirm a cash payment and print the change.
     Cash(CashArgs),
     /// Check an attempt with its provider now.
-    Verify { attempt_id: String },
+    Verify {
+        /// The attempt's id or code (`ATT000001`).
+        attempt_id: String,
+    },
     /// Print the daemon's signals as they come.
     Watch,
     /// Compare a provider's payments of a day with the local records.
     Reconcile {
+        /// The provider whose payments to compare (`qpay`, `appotapay`).
         #[arg(long)]
         provider: String,
         /// The provider's day, YYYY-MM-DD.
@@ -72,12 +82,13 @@ pub enum CtlCommand {
     /// Decode or build EMVCo / VietQR payloads (offline: no bus needed).
     #[command(subcommand)]
     Qr(super::qr::QrCommand),
-    /// Write the man pages and shell completions of qrpayd and qrpayctl under DIR (packaging).
-    /// Here rather than in qrpayd, so that the daemon's binary, resident all day, does not
-    /// carry the generators.
-    #[command(hide = true)]
-    GenerateAssets { dir: std::path::PathBuf },
 }
+
+/// The hidden `qrpayctl generate-assets DIR`: writes the man pages and shell completions of
+/// qrpayd and qrpayctl under DIR (packaging). Here rather than in qrpayd, so that the daemon's
+/// binary, resident all day, does not carry the generators; read before clap parses, so that it
+/// is in neither the completions nor the man pages it writes.
+const GENERATE_ASSETS: &str = "generate-assets";
 
 #[derive(Debug, Args)]
 pub struct PayArgs {
@@ -87,26 +98,37 @@ pub struct PayArgs {
     /// The till's order id (the idempotency key); a fresh one when omitted.
     #[arg(long)]
     pub order: Option<String>,
+    /// The kind of source the order id belongs to (default `Order`).
     #[arg(long)]
     pub source_type: Option<String>,
+    /// The till's own reference shown with the payment (a receipt number, say).
     #[arg(long)]
     pub source_uid: Option<String>,
+    /// MNT or VND (default: the daemon's `default_currency`).
     #[arg(long)]
     pub currency: Option<String>,
+    /// The provider: `simulator`, `qpay`, `appotapay`, `vietqr`, or `system` for cash
+    /// (default: the daemon's `default_provider`).
     #[arg(long)]
     pub provider: Option<String>,
+    /// `100_QR_CODE`, `200_CASH` (with `--provider system`) or `ATM` (a card or account).
     #[arg(long)]
     pub method: Option<String>,
+    /// What is sold, as the customer's bank app shows it.
     #[arg(long)]
     pub description: Option<String>,
-    #[arg(long)]
+    /// How long the QR stays payable, in milliseconds (1000 to 86400000).
+    #[arg(long, value_name = "MS")]
     pub expires_in_ms: Option<u64>,
+    /// Accept less than the amount from this QR (a partial payment); the rest is paid another
+    /// way.
     #[arg(long)]
     pub allow_partial: bool,
     /// An item as `DESCRIPTION:QUANTITY:UNIT_PRICE`; repeat for more.
     #[arg(long = "item")]
     pub items: Vec<String>,
-    /// Wait until the payment settles, expires or is cancelled, printing signals.
+    /// Wait until the payment settles, expires, fails or is cancelled, printing its signals;
+    /// the exit status says how it ended (see EXIT STATUS).
     #[arg(long)]
     pub wait: bool,
     /// Card or bank-account payment (method ATM): the bank's code.
@@ -116,27 +138,36 @@ pub struct PayArgs {
     /// visible in this machine's process list while qrpayctl runs: for trying the API).
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub card_number: Option<String>,
+    /// The name on the card.
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub card_holder_name: Option<String>,
+    /// The card's month, two digits.
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub card_month: Option<String>,
+    /// The card's year, two digits.
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub card_year: Option<String>,
     /// The bank account number (sent to the provider only; never stored or logged).
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub account_number: Option<String>,
+    /// The account holder's name.
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub account_holder_name: Option<String>,
+    /// The account holder's identification (ID card) number.
     #[arg(long, help_heading = "Card / account (method ATM)")]
     pub identification_number: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Only transactions in this status (`100_NEW`, `300_PARTIAL`, `304_SETTLED`,
+    /// `505_CANCELLED`).
     #[arg(long)]
     pub status: Option<String>,
+    /// Only this kind of source (`Order`).
     #[arg(long)]
     pub source_type: Option<String>,
+    /// Only this order id.
     #[arg(long)]
     pub source_id: Option<String>,
     /// RFC 3339 time.
@@ -149,8 +180,10 @@ pub struct ListArgs {
     /// settled or cancelled sale), for the merchant to refund or reconcile.
     #[arg(long)]
     pub overpaid: bool,
+    /// At most this many (default 50, at most 500).
     #[arg(long)]
     pub limit: Option<u32>,
+    /// Skip this many of the newest first (for paging).
     #[arg(long)]
     pub offset: Option<u32>,
 }
@@ -158,8 +191,10 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false, id = "target")]
 pub struct TargetArgs {
+    /// The attempt's id or code (`ATT000001`).
     #[arg(long, group = "target")]
     pub attempt: Option<String>,
+    /// The transaction's id or number (`TXN000001`).
     #[arg(long, group = "target")]
     pub transaction: Option<String>,
 }
@@ -168,16 +203,20 @@ pub struct TargetArgs {
 pub struct CancelArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Why, for the records (at most 1000 characters).
     #[arg(long)]
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RefundArgs {
+    /// The successful payment attempt's id or code (`ATT000001`).
     #[arg(long)]
     pub attempt: String,
+    /// How much to give back, as a decimal string.
     #[arg(long)]
     pub amount: String,
+    /// Why, for the records (at most 1000 characters).
     #[arg(long)]
     pub reason: Option<String>,
     /// Your own key for this refund: repeating the command with the same key answers the same
@@ -193,6 +232,7 @@ pub struct CashArgs {
     /// The cash handed over.
     #[arg(long)]
     pub tendered: String,
+    /// A note for the records (at most 1000 characters).
     #[arg(long)]
     pub note: Option<String>,
 }
@@ -201,14 +241,20 @@ pub struct CashArgs {
 pub enum SimulateCommand {
     /// The customer pays (all, or `--amount` for a partial payment).
     Pay {
+        /// The attempt's id or code (`ATT000001`).
         attempt_id: String,
+        /// How much the customer pays; all that is left when omitted.
         #[arg(long, default_value = "")]
         amount: String,
     },
     /// The provider fails the payment.
-    Fail { attempt_id: String },
+    Fail {
+        /// The attempt's id or code (`ATT000001`).
+        attempt_id: String,
+    },
     /// The provider goes offline (`on`) or comes back (`off`).
     Offline {
+        /// `on`: every call to the simulated provider answers unavailable; `off`: it answers.
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
@@ -216,26 +262,81 @@ pub enum SimulateCommand {
 
 /// The `qrpayctl` entry point.
 pub fn main() -> ExitCode {
-    let args = CtlArgs::parse();
+    restore_sigpipe();
+    let mut raw = std::env::args_os().skip(1);
+    if raw.next().is_some_and(|first| first == GENERATE_ASSETS) {
+        return match (raw.next(), raw.next()) {
+            (Some(dir), None) => generate_assets(std::path::Path::new(&dir)),
+            _ => {
+                eprintln!("usage: qrpayctl {GENERATE_ASSETS} DIR");
+                exit::Exit::Usage.into()
+            }
+        };
+    }
+    let args = match CtlArgs::try_parse() {
+        Ok(args) => args,
+        Err(error) => return usage_error(error),
+    };
     super::init_logging("warn");
+    // Before the runtime's threads exist: the only time the local offset can be read.
+    human::capture_local_offset();
     let args = match args.command {
         CtlCommand::Qr(command) => return ExitCode::from(super::qr::run(command, args.json)),
-        CtlCommand::GenerateAssets { dir } => return generate_assets(&dir),
         _ => args,
     };
+    let json = args.json;
     super::daemon::runtime_then(|| async move {
         match run(args).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(Failure::Usage(message)) => {
-                eprintln!("qrpayctl: {message}");
-                ExitCode::from(2)
-            }
-            Err(Failure::Client(error)) => {
-                eprintln!("qrpayctl: {error}");
-                ExitCode::from(exit_code(&error))
+            Ok(exit) => exit.into(),
+            Err(failure) => {
+                let exit = failure.exit();
+                if json {
+                    eprintln!("{}", failure.to_json(exit));
+                } else {
+                    eprintln!("qrpayctl: {failure}");
+                }
+                exit.into()
             }
         }
     })
+}
+
+/// A command line clap refused: as clap prints it, or as a JSON error on stderr when `--json`
+/// was asked for; `--help` and `--version` as usual.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os().any(|arg| arg == "--json");
+    let informational = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    );
+    if json && !informational {
+        // clap's text up to its usage lines, on one line: "the following required arguments
+        // were not provided: --amount <AMOUNT>".
+        let rendered = error.render().to_string();
+        let message = rendered
+            .split("\n\nUsage:")
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        eprintln!("{}", Failure::Usage(message).to_json(exit::Exit::Usage));
+        return exit::Exit::Usage.into();
+    }
+    let _ = error.print();
+    ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(exit::Exit::Usage.code()))
+}
+
+/// Lets SIGPIPE end the process quietly, as it does `ls` or `grep`: `qrpayctl list | head`
+/// must not panic when `head` stops reading (Rust ignores SIGPIPE by default, turning it into a
+/// write error that `println!` panics on).
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// `qrpayctl generate-assets DIR`: prints each file written.
@@ -249,23 +350,70 @@ fn generate_assets(dir: &std::path::Path) -> ExitCode {
         }
         Err(error) => {
             eprintln!("qrpayctl: cannot write to {}: {error}", dir.display());
-            ExitCode::FAILURE
+            exit::Exit::LocalFailure.into()
         }
     }
 }
 
-/// The exit code for a failed call.
-pub fn exit_code(error: &ClientError) -> u8 {
-    match error {
-        ClientError::Unreachable { .. } => 5,
-        error if error.is_provider_failure() => 4,
-        ClientError::Remote { .. } => 3,
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Client(ClientError),
+    /// The daemon left the bus while `pay --wait` waited.
+    #[error("{0}")]
+    DaemonLeft(String),
+}
+
+impl Failure {
+    fn exit(&self) -> exit::Exit {
+        match self {
+            Failure::Usage(_) => exit::Exit::Usage,
+            Failure::Client(error) => exit::Exit::of(error),
+            Failure::DaemonLeft(_) => exit::Exit::Unreachable,
+        }
+    }
+
+    /// The error as `--json` prints it on stderr: `error` is qrpayd's short error name
+    /// (`InvalidArgument`), or `Usage`, `Unreachable`, `DaemonLeft`.
+    fn to_json(&self, exit: exit::Exit) -> Value {
+        let (error, name, message) = match self {
+            Failure::Usage(message) => ("Usage".to_owned(), None, message.clone()),
+            Failure::Client(ClientError::Remote { name, message }) => (
+                name.rsplit('.').next().unwrap_or(name).to_owned(),
+                Some(name.clone()),
+                message.clone(),
+            ),
+            Failure::Client(error @ ClientError::Unreachable { .. }) => {
+                ("Unreachable".to_owned(), None, error.to_string())
+            }
+            Failure::DaemonLeft(message) => ("DaemonLeft".to_owned(), None, message.clone()),
+        };
+        serde_json::json!({
+            "error": error,
+            "name": name,
+            "message": message,
+            "exit_code": exit.code(),
+        })
     }
 }
 
-enum Failure {
-    Usage(String),
-    Client(ClientError),
+/// `qrpayctl` with the `--bus` in use (none for the default, the system bus), for the commands
+/// that hints print, so that they work when pasted.
+fn command_prefix(bus: &str) -> String {
+    if bus == "system" {
+        return "qrpayctl".to_owned();
+    }
+    let safe = bus
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_./:=,@%+-".contains(c));
+    if safe {
+        format!("qrpayctl --bus {bus}")
+    } else {
+        format!("qrpayctl --bus '{}'", bus.replace('\'', "'\\''"))
+    }
 }
 
 impl From<ClientError> for Failure {
@@ -292,10 +440,13 @@ impl From<u32> for Arg {
     }
 }
 
-async fn run(args: CtlArgs) -> Result<(), Failure> {
+async fn run(args: CtlArgs) -> Result<exit::Exit, Failure> {
     let bus = BusAddress::parse(&args.bus);
     let client = Client::connect(&bus).await?;
+    client.require_daemon().await?;
     let json = args.json;
+    let style = human::Style::detect();
+    let command = command_prefix(&args.bus);
     match args.command {
         CtlCommand::Pay(pay) => {
             let order = pay.order.unwrap_or_else(|| {
@@ -334,50 +485,40 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
                     .collect::<Result<Vec<_>, _>>()?;
                 request.insert("items".into(), Arg::Dicts(items));
             }
-            let mut signals = if pay.wait {
-                Some(client.watch().await?)
+            // Subscribed before the Checkout, so that no signal and no departure of the
+            // daemon in between is missed.
+            let watching = if pay.wait {
+                Some((client.watch().await?, client.presence().await?))
             } else {
                 None
             };
             let reply = client.checkout(&request).await?;
-            print_reply(&reply, json);
-            if !json && let Some(qr) = reply["qr_text"].as_str() {
-                match display::terminal_qr(qr) {
-                    Ok(text) => println!("{text}"),
-                    Err(error) => eprintln!("(cannot draw the QR: {error})"),
-                }
+            if json {
+                println!("{reply}");
+            } else {
+                print_payment(&reply, style, &command);
             }
-            if !json && reply["provider"] == "vietqr" {
-                print_vietqr_guidance(&reply);
-            }
-            if let Some(signals) = signals.as_mut() {
-                let transaction_id = reply["transaction_id"].as_str().unwrap_or("").to_owned();
-                let attempt_id = reply["attempt_id"].as_str().unwrap_or("").to_owned();
-                while let Some(signal) = signals.next().await {
-                    print_json_or(
-                        &signal.args,
-                        json,
-                        &format!("{} {}", signal.name, signal.args),
-                    );
-                    let final_attempt = signal.name == "AttemptChanged"
-                        && signal.args["attempt_id"] == attempt_id.as_str()
-                        && !matches!(signal.args["status"].as_str(), Some("100_NEW" | "204_SENT"));
-                    let settled = signal.name == "TransactionChanged"
-                        && signal.args["transaction_id"] == transaction_id.as_str()
-                        && signal.args["status"] == "304_SETTLED";
-                    if settled || (final_attempt && signal.args["status"] != "302_SUCCESS") {
-                        break;
-                    }
-                }
+            if let Some((signals, presence)) = watching {
+                let waiter = wait::Waiter::new(&client, json, style, &command);
+                let outcome = waiter.wait(&reply, signals, presence).await?;
+                return Ok(outcome.exit());
             }
         }
-        CtlCommand::Status { id_or_number } => {
-            let reply = match id_or_number {
-                Some(id) => client.get_transaction(&id).await?,
-                None => client.status().await?,
-            };
-            print_reply(&reply, json);
-        }
+        CtlCommand::Status { id_or_number } => match id_or_number {
+            Some(id) => {
+                let view = client.get_transaction(&id).await?;
+                print_json_or(&view, json, || human::transaction_view(&view, style));
+            }
+            None => {
+                let status = client.status().await?;
+                if json {
+                    println!("{status}");
+                } else {
+                    let sync = client.sync_status().await?;
+                    println!("{}", human::daemon_status(&status, &sync, &args.bus));
+                }
+            }
+        },
         CtlCommand::List(list) => {
             let mut filter = Request::new();
             put(&mut filter, "status", list.status);
@@ -391,33 +532,15 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
             put(&mut filter, "limit", list.limit);
             put(&mut filter, "offset", list.offset);
             let reply = client.list_transactions(&filter).await?;
-            if json {
-                println!("{reply}");
-            } else {
-                for t in reply.as_array().into_iter().flatten() {
-                    let field = |key: &str| t[key].as_str().unwrap_or("");
-                    let overpaid = match field("overpaid") {
-                        "" | "0.0000" => String::new(),
-                        amount => format!("  overpaid {amount} refunded {}", field("refunded")),
-                    };
-                    println!(
-                        "{}  {}  {:>16} {}  paid {:>16}  {} {}  {}{overpaid}",
-                        field("transaction_number"),
-                        field("transaction_status"),
-                        field("total"),
-                        field("currency"),
-                        field("paid"),
-                        field("source_type"),
-                        field("source_id"),
-                        field("created_at"),
-                    );
-                }
-            }
+            print_json_or(&reply, json, || {
+                human::transaction_table(reply.as_array().map_or(&[], Vec::as_slice), style)
+            });
         }
         CtlCommand::Cancel(cancel) => {
             let mut request = target_request(cancel.target);
             put(&mut request, "reason", cancel.reason);
-            print_reply(&client.cancel(&request).await?, json);
+            let reply = client.cancel(&request).await?;
+            print_json_or(&reply, json, || human::cancel_summary(&reply, style));
         }
         CtlCommand::Refund(refund) => {
             let mut request = Request::new();
@@ -425,27 +548,55 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
             put(&mut request, "amount", Some(refund.amount));
             put(&mut request, "reason", refund.reason);
             put(&mut request, "request_id", refund.request_id);
-            print_reply(&client.refund(&request).await?, json);
+            let reply = client.refund(&request).await?;
+            print_json_or(&reply, json, || {
+                human::refund_summary(&reply, style, &command)
+            });
         }
         CtlCommand::Cash(cash) => {
             let mut request = target_request(cash.target);
             put(&mut request, "tendered", Some(cash.tendered));
             put(&mut request, "note", cash.note);
-            print_reply(&client.confirm_system_payment(&request).await?, json);
+            let reply = client.confirm_system_payment(&request).await?;
+            print_json_or(&reply, json, || human::cash_summary(&reply, style));
         }
         CtlCommand::Verify { attempt_id } => {
-            print_reply(&client.verify(&attempt_id).await?, json);
+            let reply = client.verify(&attempt_id).await?;
+            print_json_or(&reply, json, || human::verify_summary(&reply, style));
         }
         CtlCommand::Watch => {
             let mut signals = client.watch().await?;
-            while let Some(signal) = signals.next().await {
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "signal": signal.name, "args": signal.args })
-                    );
-                } else {
-                    println!("{} {}", signal.name, signal.args);
+            let mut presence = client.presence().await?;
+            loop {
+                tokio::select! {
+                    Some(signal) = signals.next() => {
+                        if json {
+                            println!(
+                                "{}",
+                                serde_json::json!({ "signal": signal.name, "args": signal.args })
+                            );
+                        } else {
+                            println!("{}", human::signal_line(&signal.name, &signal.args, style));
+                        }
+                    }
+                    Some(present) = presence.next() => {
+                        // The daemon stopped or came back: a till re-reads its open
+                        // transactions then (docs/integrating-a-till.md).
+                        if json {
+                            println!(
+                                "{}",
+                                serde_json::json!({
+                                    "signal": "NameOwnerChanged",
+                                    "args": { "name": crate::dbus::names::BUS_NAME, "present": present },
+                                })
+                            );
+                        } else if present {
+                            println!("qrpayd is on the bus again");
+                        } else {
+                            println!("qrpayd left the bus (stopped or crashed)");
+                        }
+                    }
+                    else => break,
                 }
             }
         }
@@ -483,7 +634,7 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
         }
         CtlCommand::Sync { command } => super::sync::run(&client, command, json).await?,
         // Handled before connecting.
-        CtlCommand::Qr(_) | CtlCommand::GenerateAssets { .. } => {}
+        CtlCommand::Qr(_) => {}
         CtlCommand::Simulate(command) => match command {
             SimulateCommand::Pay { attempt_id, amount } => {
                 client.simulate_pay(&attempt_id, &amount).await?;
@@ -499,11 +650,42 @@ async fn run(args: CtlArgs) -> Result<(), Failure> {
             }
         },
     }
-    Ok(())
+    Ok(exit::Exit::Success)
+}
+
+/// `pay`'s human output: the one-line summary, the QR while the customer may pay it, and what
+/// to do next.
+fn print_payment(reply: &Value, style: human::Style, command: &str) {
+    println!("{}", human::pay_summary(reply, style));
+    let open = matches!(
+        human::field(reply, "transaction_status"),
+        "100_NEW" | "300_PARTIAL"
+    );
+    if open && human::field(reply, "provider") == crate::engine::SYSTEM_PROVIDER {
+        println!(
+            "Cash: confirm what the customer hands over with\n  {command} cash --attempt {} --tendered AMOUNT",
+            human::field(reply, "attempt_code")
+        );
+    }
+    if !human::is_payable(reply) {
+        return;
+    }
+    match display::terminal_qr(human::field(reply, "qr_text")) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("(cannot draw the QR: {error})"),
+    }
+    match human::field(reply, "provider") {
+        "vietqr" => print_vietqr_guidance(reply, command),
+        "simulator" => println!(
+            "Simulator: the customer pays with\n  {command} simulate pay {}",
+            human::field(reply, "attempt_code")
+        ),
+        _ => {}
+    }
 }
 
 /// A VietQR transfer to the merchant's own account is confirmed by the cashier: say how.
-fn print_vietqr_guidance(reply: &Value) {
+fn print_vietqr_guidance(reply: &Value, command: &str) {
     let field = |key: &str| reply[key].as_str().unwrap_or("").to_owned();
     let purpose = crate::emv::Payload::parse(&field("qr_text"))
         .ok()
@@ -512,9 +694,9 @@ fn print_vietqr_guidance(reply: &Value) {
         .unwrap_or_default();
     println!(
         "Cashier: no gateway reports this transfer. When the merchant's bank app shows {} VND \
-         with the purpose \"{purpose}\", confirm it:\n  qrpayctl cash --attempt {} --tendered {}",
+         with the purpose \"{purpose}\", confirm it:\n  {command} cash --attempt {} --tendered {}",
         field("amount").trim_end_matches(".0000"),
-        field("attempt_id"),
+        field("attempt_code"),
         field("amount").trim_end_matches(".0000"),
     );
 }
@@ -544,41 +726,11 @@ fn parse_item(text: &str) -> Result<BTreeMap<String, String>, Failure> {
     .collect())
 }
 
-fn print_json_or(value: &Value, json: bool, human: &str) {
+/// Prints `value` as JSON, or what `human` makes of it.
+fn print_json_or(value: &Value, json: bool, human: impl FnOnce() -> String) {
     if json {
         println!("{value}");
     } else {
-        println!("{human}");
-    }
-}
-
-/// Prints a reply: JSON, or one `key: value` line per field.
-fn print_reply(reply: &Value, json: bool) {
-    if json {
-        println!("{reply}");
-        return;
-    }
-    print_fields(reply, 0);
-}
-
-fn print_fields(value: &Value, indent: usize) {
-    let pad = " ".repeat(indent);
-    match value {
-        Value::Object(map) => {
-            for (key, value) in map {
-                match value {
-                    Value::Array(items) if items.iter().any(Value::is_object) => {
-                        println!("{pad}{key}:");
-                        for (i, item) in items.iter().enumerate() {
-                            println!("{pad}  [{i}]");
-                            print_fields(item, indent + 4);
-                        }
-                    }
-                    Value::String(s) => println!("{pad}{key}: {s}"),
-                    other => println!("{pad}{key}: {other}"),
-                }
-            }
-        }
-        other => println!("{pad}{other}"),
+        println!("{}", human());
     }
 }

@@ -27,32 +27,21 @@ pub enum DaemonCommand {
     /// Check the config file and exit 0 (valid) or 1 (invalid, with the reason).
     CheckConfig,
     /// Take one simulated payment end to end on a private bus, as a till would.
-    Demo,
+    Demo {
+        /// Keep the demo's directory (config, database, display frame) instead of removing it.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Run a development daemon with no config: the simulator and cash, state in a temporary
+    /// directory, the kiosk page on loopback, the session bus or a private one.
+    Dev(super::dev::DevArgs),
 }
 
 /// The `qrpayd` entry point.
 pub fn main() -> ExitCode {
     let args = DaemonArgs::parse();
     match args.command {
-        DaemonCommand::CheckConfig => match Config::load(&args.config) {
-            Ok(config) => {
-                println!(
-                    "{}: valid (terminal {}, providers: {})",
-                    args.config.display(),
-                    config.engine.terminal_id,
-                    if config.simulator.is_some() {
-                        "simulator"
-                    } else {
-                        "none"
-                    }
-                );
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("{error}");
-                ExitCode::FAILURE
-            }
-        },
+        DaemonCommand::CheckConfig => check_config(&args.config),
         DaemonCommand::Run => {
             let mut config = match Config::load(&args.config) {
                 Ok(config) => config,
@@ -76,10 +65,22 @@ pub fn main() -> ExitCode {
                 }
             })
         }
-        DaemonCommand::Demo => {
+        DaemonCommand::Dev(dev) => {
+            super::init_logging("info");
+            runtime_then(|| async move {
+                match super::dev::run(dev, shutdown_signal()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        eprintln!("qrpayd dev: {error}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+        DaemonCommand::Demo { keep } => {
             super::init_logging("warn");
-            runtime_then(|| async {
-                match super::demo::run().await {
+            runtime_then(|| async move {
+                match super::demo::run(keep).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(error) => {
                         eprintln!("demo failed: {error}");
@@ -89,6 +90,46 @@ pub fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// `qrpayd check-config`: the config, then what it needs of this machine; a summary of what
+/// it enables, or every problem found.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let problems = config::machine_problems(&config);
+    if !problems.is_empty() {
+        for problem in problems {
+            eprintln!("invalid config {}: {problem}", path.display());
+        }
+        return ExitCode::FAILURE;
+    }
+    let providers: Vec<String> = config
+        .enabled_providers()
+        .into_iter()
+        .map(|name| {
+            if name == crate::engine::SYSTEM_PROVIDER {
+                format!("{name} (cash)")
+            } else {
+                name.to_owned()
+            }
+        })
+        .collect();
+    println!(
+        "{}: valid (terminal {}, bus {}, providers: {}; default {} in {})",
+        path.display(),
+        config.engine.terminal_id,
+        config.bus,
+        providers.join(", "),
+        config.engine.default_provider,
+        config.engine.default_currency,
+    );
+    ExitCode::SUCCESS
 }
 
 /// Caps glibc's malloc arenas. By default each thread that allocates gets an arena of its own

@@ -22,16 +22,40 @@ fn fail(context: &str) -> impl Fn(&dyn std::fmt::Display) -> DemoError + '_ {
     move |e| DemoError(format!("{context}: {e}"))
 }
 
-/// Runs the demo.
-pub async fn run() -> Result<(), DemoError> {
-    let dir = tempfile::Builder::new()
+/// Runs the demo. Its directory is removed at the end unless `keep`.
+pub async fn run(keep: bool) -> Result<(), DemoError> {
+    let guard = tempfile::Builder::new()
         .prefix("qrpayd-demo-")
         .tempdir()
-        .map_err(|e| fail("cannot create a temporary directory")(&e))?
-        .keep();
+        .map_err(|e| fail("cannot create a temporary directory")(&e))?;
+    let dir = guard.path().to_owned();
     println!("qrpayd demo: everything lives in {}", dir.display());
+    let result = take_one_payment(&dir).await;
+    if keep {
+        let dir = guard.keep();
+        println!(
+            "Kept {}: qrpayd.toml, state/{} (the database), display.png (the display frame, now \
+             'paid').",
+            dir.display(),
+            crate::store::Store::FILE_NAME
+        );
+    } else {
+        println!(
+            "Removed {} (qrpayd demo --keep keeps it: the config, the database, the display frame).",
+            dir.display()
+        );
+    }
+    if result.is_ok() {
+        println!(
+            "Next: `qrpayd dev` runs a daemon to try a till against; see docs/integrating-a-till.md."
+        );
+    }
+    result
+}
 
-    let bus = PrivateBus::start(&dir).map_err(|e| fail("private bus")(&e))?;
+/// The demo itself, in `dir`; the daemon is stopped when it returns.
+async fn take_one_payment(dir: &std::path::Path) -> Result<(), DemoError> {
+    let bus = PrivateBus::start(dir).map_err(|e| fail("private bus")(&e))?;
     println!("  private D-Bus broker at {}", bus.address());
     let state = dir.join("state");
     let config_text = format!(
@@ -161,11 +185,7 @@ poll_interval_ms = 500
         view["attempts"].as_array().map_or(0, Vec::len),
         view["payments"].as_array().map_or(0, Vec::len),
     );
-    println!(
-        "\nDone. The display frame (now 'paid') is {}; the database is {}.",
-        dir.join("display.png").display(),
-        state.join(crate::store::Store::FILE_NAME).display()
-    );
+    println!("\nDone: one payment taken and settled through the D-Bus API, as a till would.");
     Ok(())
 }
 

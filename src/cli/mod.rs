@@ -1,4 +1,4 @@
-//! The command lines: `qrpayd` (run, check-config, demo) and `qrpayctl` (a till on the command
+//! The command lines: `qrpayd` (run, check-config, demo, dev) and `qrpayctl` (a till on the command
 //! line). Both are thin: the daemon is `daemon`, and `qrpayctl` speaks only through
 //! `dbus::client`, like any till.
 
@@ -6,6 +6,7 @@ pub mod assets;
 pub mod ctl;
 pub mod daemon;
 pub mod demo;
+pub mod dev;
 pub mod qr;
 pub mod sync;
 

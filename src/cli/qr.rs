@@ -13,7 +13,10 @@ use crate::emv::{self, Field, Payload, Value as EmvValue, VietQr, VietQrService}
 #[derive(Debug, Subcommand)]
 pub enum QrCommand {
     /// Print a payload's fields and CRC verdict; exit 1 if it is not a valid EMVCo code.
-    Decode { payload: String },
+    Decode {
+        /// The QR's text (`000201…`), as a scanner reads it.
+        payload: String,
+    },
     /// Build a VietQR (NAPAS) code for a bank account or card.
     Vietqr(VietQrArgs),
 }

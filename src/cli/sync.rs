@@ -18,7 +18,10 @@ pub enum SyncCommand {
     /// List the events the back office refused for good, with its answer.
     Parked,
     /// Send a parked event again (SEQ from `sync parked`), or every parked event.
-    Retry { seq: Option<i64> },
+    Retry {
+        /// The parked event's SEQ (from `sync parked`); every parked event when omitted.
+        seq: Option<i64>,
+    },
 }
 
 /// How long `sync now` waits for the sync to get somewhere before printing its status.

@@ -28,10 +28,13 @@ use crate::providers::qpay::QpaySettings;
 use crate::providers::simulator::SimulatorSettings;
 use crate::providers::vietqr::VietQrSettings;
 
+mod checks;
 mod providers;
 mod upstream;
 
 pub use upstream::UpstreamSettings;
+
+pub use checks::machine_problems;
 
 /// Where the config is when nothing says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/qrpayd/qrpayd.toml";
@@ -107,7 +110,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
     #[serde(default = "default_bus")]
-    bus: String,
+    bus: Spanned<String>,
     #[serde(default = "default_state_dir")]
     state_dir: PathBuf,
     terminal_id: Spanned<String>,
@@ -117,7 +120,7 @@ struct RawDaemon {
     payment_timeout_ms: Spanned<u64>,
     max_amount: Option<Spanned<String>>,
     #[serde(default = "default_log_level")]
-    log_level: String,
+    log_level: Spanned<String>,
     #[serde(default = "default_true")]
     auto_refund_overpayment: bool,
     #[serde(default = "default_late_payment_watch")]
@@ -231,7 +234,10 @@ struct RawSimulator {
     merchant_name: Option<String>,
 }
 
-fn default_bus() -> String {
+fn default_bus() -> Spanned<String> {
+    Spanned::new(0..0, default_bus_name())
+}
+fn default_bus_name() -> String {
     "system".to_owned()
 }
 fn default_state_dir() -> PathBuf {
@@ -240,7 +246,10 @@ fn default_state_dir() -> PathBuf {
 fn default_timeout() -> Spanned<u64> {
     Spanned::new(0..0, 300_000)
 }
-fn default_log_level() -> String {
+fn default_log_level() -> Spanned<String> {
+    Spanned::new(0..0, default_log_level_name())
+}
+fn default_log_level_name() -> String {
     "info".to_owned()
 }
 fn default_png_path() -> PathBuf {
@@ -259,6 +268,29 @@ fn default_simulator_poll() -> Spanned<u64> {
     Spanned::new(0..0, 1_000)
 }
 impl Config {
+    /// The payment providers this config enables, cash (`system`) last, as the daemon lists
+    /// them.
+    pub fn enabled_providers(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.simulator.is_some() {
+            names.push(crate::providers::Simulator::NAME);
+        }
+        if self.qpay.is_some() {
+            names.push(crate::providers::Qpay::NAME);
+        }
+        if self.appotapay.is_some() {
+            names.push(crate::providers::appotapay::Appotapay::NAME);
+        }
+        if self.vietqr.is_some() {
+            names.push(crate::providers::vietqr::VietQrProvider::NAME);
+        }
+        if self.mqpay.is_some() {
+            names.push(crate::providers::mqpay::MqPayGateway::NAME);
+        }
+        names.push(crate::engine::SYSTEM_PROVIDER);
+        names
+    }
+
     /// Reads and validates the config at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -272,7 +304,8 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            // On several lines, as toml writes it: the line, a caret under the place, why.
+            message: checks::with_suggestion(e.to_string().trim_end()),
         })?;
         let invalid = |key: &'static str, span: std::ops::Range<usize>, message: String| {
             ConfigError::Invalid {
@@ -283,6 +316,10 @@ impl Config {
             }
         };
         let daemon = raw.daemon;
+        checks::check_bus(daemon.bus.get_ref())
+            .map_err(|message| invalid("daemon.bus", daemon.bus.span(), message))?;
+        checks::check_log_level(daemon.log_level.get_ref())
+            .map_err(|message| invalid("daemon.log_level", daemon.log_level.span(), message))?;
 
         let terminal_id = daemon.terminal_id.get_ref().clone();
         if terminal_id.is_empty()
@@ -426,23 +463,6 @@ impl Config {
                         ),
                     ));
                 }
-                let takes = match name.as_str() {
-                    "qpay" => vec![Currency::Mnt],
-                    "appotapay" | "vietqr" => vec![Currency::Vnd],
-                    "mqpay" => mqpay.iter().flat_map(|m| m.currencies.clone()).collect(),
-                    _ => Vec::new(),
-                };
-                if !takes.is_empty() && !takes.contains(&default_currency) {
-                    let takes: Vec<String> = takes.iter().map(ToString::to_string).collect();
-                    return Err(invalid(
-                        "daemon.default_provider",
-                        spanned.span(),
-                        format!(
-                            "{name} takes {} only, but daemon.default_currency is {default_currency}",
-                            takes.join(" and ")
-                        ),
-                    ));
-                }
                 name.clone()
             }
             None => match enabled.as_slice() {
@@ -456,6 +476,34 @@ impl Config {
                 }
             },
         };
+        // The default provider, named or the only one enabled, must take the default currency:
+        // else every Checkout that names neither is refused.
+        let takes = match default_provider.as_str() {
+            "qpay" => vec![Currency::Mnt],
+            "appotapay" | "vietqr" => vec![Currency::Vnd],
+            "mqpay" => mqpay.iter().flat_map(|m| m.currencies.clone()).collect(),
+            _ => Vec::new(),
+        };
+        if !takes.is_empty() && !takes.contains(&default_currency) {
+            let (key, span) = match &daemon.default_provider {
+                Some(spanned) => ("daemon.default_provider", spanned.span()),
+                None => ("daemon.default_currency", daemon.default_currency.span()),
+            };
+            let chosen = if daemon.default_provider.is_some() {
+                ""
+            } else {
+                " (the only provider enabled, so the default one)"
+            };
+            let takes: Vec<String> = takes.iter().map(ToString::to_string).collect();
+            return Err(invalid(
+                key,
+                span,
+                format!(
+                    "{default_provider}{chosen} takes {} only, but daemon.default_currency is {default_currency}",
+                    takes.join(" and ")
+                ),
+            ));
+        }
 
         let upstream = match raw.upstream {
             Some(raw) => Some(upstream::parse_upstream(raw, &terminal_id, text, path)?),
@@ -479,9 +527,9 @@ impl Config {
 
         Ok(Config {
             path: path.to_owned(),
-            bus: daemon.bus,
+            bus: daemon.bus.into_inner(),
             state_dir: daemon.state_dir,
-            log_level: daemon.log_level,
+            log_level: daemon.log_level.into_inner(),
             engine: EngineSettings {
                 terminal_id,
                 default_currency,

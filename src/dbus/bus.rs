@@ -46,6 +46,16 @@ impl BusAddress {
     }
 }
 
+impl BusAddress {
+    /// Whether a connection to this bus completes within `timeout` (is there a session bus?).
+    pub async fn answers(&self, timeout: std::time::Duration) -> bool {
+        matches!(
+            tokio::time::timeout(timeout, self.connect()).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
 impl std::fmt::Display for BusAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

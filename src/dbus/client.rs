@@ -169,6 +169,22 @@ impl Client {
     }
 
     fn error(&self, error: zbus::Error) -> ClientError {
+        let remote_name = match &error {
+            zbus::Error::MethodError(name, _, _) => Some(name.to_string()),
+            zbus::Error::FDO(fdo) => Some(fdo.name().to_string()),
+            _ => None,
+        };
+        // The bus answers for a name nobody owns: the daemon is not running, which is
+        // "cannot reach qrpayd", not a refusal by qrpayd.
+        if remote_name.as_deref().is_some_and(|name| {
+            matches!(
+                name,
+                "org.freedesktop.DBus.Error.ServiceUnknown"
+                    | "org.freedesktop.DBus.Error.NameHasNoOwner"
+            )
+        }) {
+            return self.not_running();
+        }
         match error {
             zbus::Error::MethodError(name, message, _) => ClientError::Remote {
                 name: name.to_string(),
@@ -412,6 +428,51 @@ impl Client {
         Ok(Box::pin(stream.filter_map(|message| async move {
             decode_signal(&message.ok()?)
         })))
+    }
+
+    /// The daemon's comings and goings on the bus (`NameOwnerChanged` of its name): `false`
+    /// when it leaves (stopped, crashed), `true` when it is back. The subscription is in place
+    /// when this returns.
+    pub async fn presence(&self) -> Result<impl Stream<Item = bool> + Unpin + use<>, ClientError> {
+        let dbus = zbus::fdo::DBusProxy::new(&self.connection)
+            .await
+            .map_err(|e| self.error(e))?;
+        let changes = dbus
+            .receive_name_owner_changed_with_args(&[(0, names::BUS_NAME)])
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(Box::pin(changes.filter_map(|change| async move {
+            change.args().ok().map(|args| args.new_owner().is_some())
+        })))
+    }
+
+    /// Whether the daemon owns its name on the bus now.
+    pub async fn daemon_is_present(&self) -> Result<bool, ClientError> {
+        let dbus = zbus::fdo::DBusProxy::new(&self.connection)
+            .await
+            .map_err(|e| self.error(e))?;
+        let name = zbus::names::BusName::try_from(names::BUS_NAME).map_err(|e| self.error(e))?;
+        dbus.name_has_owner(name)
+            .await
+            .map_err(|e| self.error(zbus::Error::FDO(Box::new(e))))
+    }
+
+    /// Fails at once, as unreachable, when the daemon does not own its name on the bus: a call
+    /// to a name nobody owns is otherwise answered `ServiceUnknown` by some brokers and left to
+    /// time out by others.
+    pub async fn require_daemon(&self) -> Result<(), ClientError> {
+        if self.daemon_is_present().await? {
+            Ok(())
+        } else {
+            Err(self.not_running())
+        }
+    }
+
+    fn not_running(&self) -> ClientError {
+        ClientError::Unreachable {
+            bus: self.bus.clone(),
+            detail: format!("{} is not running (no owner of its name)", names::BUS_NAME),
+        }
     }
 
     fn reply(&self, reply: zbus::Result<VarDict>) -> Result<Value, ClientError> {

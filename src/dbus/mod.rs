@@ -10,6 +10,7 @@ mod args;
 pub mod bus;
 pub mod client;
 mod error;
+mod introspection;
 pub mod names;
 mod simulator;
 mod sync;
@@ -89,6 +90,10 @@ pub async fn serve(
             },
             source => connect_error(source),
         })?;
+    // Documentation is no reason not to take payments: on failure, say so and serve on.
+    if let Err(error) = introspection::serve(&connection).await {
+        tracing::warn!(%error, "cannot serve the documented introspection");
+    }
     let terminal = connection
         .object_server()
         .interface::<_, Terminal>(names::OBJECT_PATH)

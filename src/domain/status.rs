@@ -201,6 +201,81 @@ impl AttemptStatus {
 mod tests {
     use super::*;
 
+    /// A Mermaid state diagram of `transitions`: every status that takes part, named by its
+    /// code; `[*]` into `initial` and out of every status nothing leaves.
+    fn mermaid<S: Copy + PartialEq + std::fmt::Debug + std::fmt::Display>(
+        all: &[S],
+        transitions: &[(S, S)],
+        initial: S,
+    ) -> String {
+        let used: Vec<S> = all
+            .iter()
+            .copied()
+            .filter(|s| transitions.iter().any(|(from, to)| from == s || to == s))
+            .collect();
+        let mut lines = vec!["```mermaid".to_owned(), "stateDiagram-v2".to_owned()];
+        for status in &used {
+            lines.push(format!("    state \"{status}\" as {status:?}"));
+        }
+        lines.push(format!("    [*] --> {initial:?}"));
+        for (from, to) in transitions {
+            lines.push(format!("    {from:?} --> {to:?}"));
+        }
+        for status in &used {
+            if !transitions.iter().any(|(from, _)| from == status) {
+                lines.push(format!("    {status:?} --> [*]"));
+            }
+        }
+        lines.push("```".to_owned());
+        lines.join("\n")
+    }
+
+    /// The guide's state diagrams are the transition tables, so they cannot drift. With
+    /// `QRPAYD_BLESS=1` the test writes them into the guide.
+    #[test]
+    fn state_diagrams_in_the_guide_are_the_transition_tables() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs")
+            .join("integrating-a-till.md");
+        let mut guide = std::fs::read_to_string(&path).expect("docs/integrating-a-till.md");
+        for (name, diagram) in [
+            (
+                "transaction-states",
+                mermaid(
+                    TransactionStatus::ALL,
+                    TRANSACTION_TRANSITIONS,
+                    TransactionStatus::New,
+                ),
+            ),
+            (
+                "attempt-states",
+                mermaid(AttemptStatus::ALL, ATTEMPT_TRANSITIONS, AttemptStatus::New),
+            ),
+        ] {
+            let begin = guide
+                .find(&format!("<!-- {name}: begin"))
+                .and_then(|at| guide[at..].find("-->\n").map(|end| at + end + 4))
+                .unwrap_or_else(|| panic!("the guide has no {name} begin marker"));
+            let end = guide
+                .find(&format!("<!-- {name}: end -->"))
+                .unwrap_or_else(|| panic!("the guide has no {name} end marker"));
+            let expected = format!("{diagram}\n");
+            if std::env::var_os("QRPAYD_BLESS").is_some() {
+                guide.replace_range(begin..end, &expected);
+                continue;
+            }
+            assert_eq!(
+                guide[begin..end],
+                expected,
+                "{name} in {} differs from the table; QRPAYD_BLESS=1 rewrites it",
+                path.display()
+            );
+        }
+        if std::env::var_os("QRPAYD_BLESS").is_some() {
+            std::fs::write(&path, guide).expect("bless the guide");
+        }
+    }
+
     /// Every pair of statuses is either a row of the table, a self-transition, or refused.
     #[test]
     fn transaction_table_is_exactly_what_is_allowed() {

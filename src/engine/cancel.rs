@@ -32,6 +32,7 @@ impl Engine {
         match target {
             Target::Attempt(attempt_id) => {
                 check_id("attempt_id", &attempt_id, MAX_ID_LEN)?;
+                let attempt_id = self.attempt_id_of(&attempt_id).await?;
                 let cancel = self.cancel_attempt(&attempt_id, reason).await?;
                 let (transaction, _) = self.load_pair(&attempt_id).await?;
                 Ok(CancelReply {

@@ -32,6 +32,10 @@ impl Engine {
             Target::Attempt(id) => check_id("attempt_id", id, MAX_ID_LEN)?,
             Target::Transaction(id) => check_id("transaction_id", id, MAX_ID_LEN)?,
         }
+        let request = ConfirmRequest {
+            target: self.resolve_target(request.target).await?,
+            ..request
+        };
         // The grammar is checked before anything is looked up; the currency's decimal places
         // once the transaction is known.
         crate::domain::parse_decimal(&request.tendered).map_err(|e| amount_error("tendered", e))?;

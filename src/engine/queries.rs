@@ -1,6 +1,6 @@
 //! The till's look-ups: one transaction with its attempts and payments, lists and counts.
 
-use super::{Engine, EngineError, ListRequest, TransactionView};
+use super::{Engine, EngineError, ListRequest, Target, TransactionView};
 use crate::domain::model::{MAX_ID_LEN, check_id, quote_for_error};
 use crate::domain::{Timestamp, Transaction, TransactionFilter, TransactionStatus};
 
@@ -33,6 +33,29 @@ impl Engine {
         .await
     }
 
+    /// The attempt id that `id_or_code` names: an attempt id as it is, or the id of the attempt
+    /// with that code (`ATT000001`, as the daemon's messages and `qrpayctl` show attempts). A
+    /// code no attempt has is given back unchanged, so the caller's look-up fails naming it.
+    pub async fn attempt_id_of(&self, id_or_code: &str) -> Result<String, EngineError> {
+        check_id("attempt_id", id_or_code, MAX_ID_LEN)?;
+        if !is_attempt_code(id_or_code) {
+            return Ok(id_or_code.to_owned());
+        }
+        let code = id_or_code.to_owned();
+        let id = self
+            .read(move |tx| Ok(tx.attempt_id_by_code(&code)?))
+            .await?;
+        Ok(id.unwrap_or_else(|| id_or_code.to_owned()))
+    }
+
+    /// `target` with an attempt named by its code turned into the attempt's id.
+    pub async fn resolve_target(&self, target: Target) -> Result<Target, EngineError> {
+        Ok(match target {
+            Target::Attempt(id_or_code) => Target::Attempt(self.attempt_id_of(&id_or_code).await?),
+            transaction => transaction,
+        })
+    }
+
     /// Transactions matching the filter, newest first.
     pub async fn list_transactions(
         &self,
@@ -49,6 +72,12 @@ impl Engine {
         self.read(move |tx| Ok(tx.count_transactions(&filter)?))
             .await
     }
+}
+
+/// Whether `text` has the shape of an attempt code: `ATT` and digits (ids are UUIDs).
+fn is_attempt_code(text: &str) -> bool {
+    text.strip_prefix("ATT")
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn validate_filter(request: ListRequest) -> Result<TransactionFilter, EngineError> {

@@ -24,6 +24,10 @@ impl Engine {
     /// which repeats it with the same key; its `AttemptChanged` follows.
     pub async fn refund(&self, request: RefundRequest) -> Result<RefundReply, EngineError> {
         check_id("attempt_id", &request.attempt_id, MAX_ID_LEN)?;
+        let request = RefundRequest {
+            attempt_id: self.attempt_id_of(&request.attempt_id).await?,
+            ..request
+        };
         if let Some(reason) = &request.reason {
             check_text("reason", reason, MAX_NOTE_LEN)?;
         }

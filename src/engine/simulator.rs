@@ -12,6 +12,7 @@ impl Engine {
         attempt_id: &str,
         amount: Option<&str>,
     ) -> Result<(), EngineError> {
+        let attempt_id = &self.attempt_id_of(attempt_id).await?;
         let (transaction, attempt) = self.simulated_attempt(attempt_id).await?;
         let amount = amount
             .filter(|a| !a.is_empty())
@@ -29,6 +30,7 @@ impl Engine {
 
     /// Simulator: the provider fails the attempt's invoice.
     pub async fn simulate_fail(&self, attempt_id: &str) -> Result<(), EngineError> {
+        let attempt_id = &self.attempt_id_of(attempt_id).await?;
         let (_, attempt) = self.simulated_attempt(attempt_id).await?;
         let simulator = self.simulator()?;
         simulator

@@ -9,6 +9,7 @@ impl Engine {
     /// Asks the provider about an attempt now and applies the answer.
     pub async fn verify(&self, attempt_id: &str) -> Result<VerifyReply, EngineError> {
         check_id("attempt_id", attempt_id, MAX_ID_LEN)?;
+        let attempt_id = &self.attempt_id_of(attempt_id).await?;
         let handle = self.handle(attempt_id);
         let guard = handle.lock.lock().await;
         let result = async {

@@ -319,6 +319,16 @@ impl<'c> Tx<'c> {
             .transpose()
     }
 
+    /// The id of the attempt with this code (`ATT000001`), if any: the till may name an
+    /// attempt by the code the daemon's own messages use.
+    pub fn attempt_id_by_code(&self, code: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .query_row("SELECT id FROM attempts WHERE code = ?1", [code], |row| {
+                row.get::<_, String>(0)
+            })
+            .optional()?)
+    }
+
     /// The attempt the till's request with this `request_id` made, if any.
     pub fn attempt_by_request(&self, request_id: &str) -> Result<Option<Attempt>, StoreError> {
         Ok(self

@@ -310,3 +310,73 @@ async fn cash_for_a_transaction_needs_its_qr_attempt_cancelled_first() {
         .expect_err("settled");
     assert_eq!(error_name(&more), "InvalidTransactionStatus");
 }
+
+/// Regression: the daemon's own messages name attempts by code (`ATT000001`), yet every call
+/// that takes an attempt id answered "no payment attempt ATT000001" for one. A code is accepted
+/// wherever an attempt id is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_taking_an_attempt_id_accepts_the_attempt_code() {
+    let h = Harness::start().await;
+    let mut signals = h.client.watch().await.expect("watch");
+    let paid = h
+        .client
+        .checkout(&order("code-1", "5000"))
+        .await
+        .expect("checkout");
+    let code = s(&paid, "attempt_code").to_owned();
+    assert!(code.starts_with("ATT"), "{paid}");
+    let transaction_id = s(&paid, "transaction_id");
+    h.client.simulate_pay(&code, "").await.expect("pay by code");
+    wait_transaction(&mut signals, transaction_id, "304_SETTLED").await;
+    let verified = h.client.verify(&code).await.expect("verify by code");
+    assert_eq!(s(&verified, "attempt_id"), s(&paid, "attempt_id"));
+    assert_eq!(s(&verified, "attempt_status"), "302_SUCCESS");
+    let refund = h
+        .client
+        .refund(&request(&[("attempt_id", &code), ("amount", "1000")]))
+        .await
+        .expect("refund by code");
+    assert_eq!(s(&refund, "parent_id"), s(&paid, "attempt_id"));
+
+    let open = h
+        .client
+        .checkout(&order("code-2", "3000"))
+        .await
+        .expect("checkout");
+    let cancel = h
+        .client
+        .cancel(&request(&[("attempt_id", s(&open, "attempt_code"))]))
+        .await
+        .expect("cancel by code");
+    assert_eq!(
+        cancel["cancelled_attempts"][0]["parent_id"],
+        open["attempt_id"]
+    );
+
+    let cash = h
+        .client
+        .checkout(&with(
+            order("code-3", "2000"),
+            "provider",
+            Arg::from("system"),
+        ))
+        .await
+        .expect("cash checkout");
+    let confirmed = h
+        .client
+        .confirm_system_payment(&request(&[
+            ("attempt_id", s(&cash, "attempt_code")),
+            ("tendered", "5000"),
+        ]))
+        .await
+        .expect("cash by code");
+    assert_eq!(s(&confirmed, "change"), "3000.0000");
+
+    let unknown = h
+        .client
+        .verify("ATT999999")
+        .await
+        .expect_err("no such attempt");
+    assert_eq!(error_name(&unknown), "PaymentAttemptNotFound");
+    assert!(unknown.to_string().contains("ATT999999"), "{unknown}");
+}

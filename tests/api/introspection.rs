@@ -63,5 +63,31 @@ async fn the_shipped_interface_xml_matches_the_daemon() {
             "{name} differs from {}",
             file.display()
         );
+        assert_every_member_documented(served, name);
     }
+}
+
+/// Every method, argument, signal and property carries an `org.gtk.GDBus.DocString` annotation
+/// (what `gdbus introspect` and D-Spy show): the line after each such element's opening is its
+/// DocString, and no element of them closes itself undocumented.
+fn assert_every_member_documented(block: &str, interface: &str) {
+    let lines: Vec<&str> = block.lines().map(str::trim).collect();
+    let mut counted = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let element = ["<method ", "<signal ", "<property ", "<arg "]
+            .iter()
+            .any(|p| line.starts_with(p));
+        if !element {
+            continue;
+        }
+        counted += 1;
+        assert!(
+            !line.ends_with("/>")
+                && lines.get(i + 1).is_some_and(|next| next
+                    .starts_with("<annotation name=\"org.gtk.GDBus.DocString\" value=\"")
+                    && !next.contains("value=\"\"")),
+            "{interface}: {line} has no DocString annotation (see src/dbus/introspection.rs)"
+        );
+    }
+    assert!(counted > 5, "{interface}: {counted} elements");
 }
