@@ -9,9 +9,10 @@
 //! 2. **History store**: before its daemon starts, this program writes `H` past transactions
 //!    (default 300 000: a year of a busy till) into its database through `qrpayd::store`, as the
 //!    engine leaves a finished simulator payment: the transaction settled, its attempt
-//!    `302_SUCCESS` with its QR, one payment result, one `transaction_settled` outbox event
-//!    (never synced: no upstream sync runs yet); every fifth transaction first had an attempt
-//!    that expired (`501_EXPIRED`, with its `attempt_expired` event). Their times are spread
+//!    `302_SUCCESS` with its QR, one payment result, and the outbox events the store's
+//!    triggers queue for each of those writes (never delivered: the daemons here have no
+//!    `[upstream]`); every fifth transaction first had an attempt that expired
+//!    (`501_EXPIRED`). Their times are spread
 //!    over the year before now. They are written in big SQL transactions; the time it takes and
 //!    the file's size are printed.
 //!

@@ -77,6 +77,7 @@ pub struct Daemon {
     pub engine: Engine,
     /// The upstream sync (a disabled handle without `[upstream]`); stopped when this drops.
     pub sync: SyncHandle,
+    _stop_sync: StopSync,
     /// Held for its lifetime: dropping it leaves the bus.
     _service: dbus::Service,
     ipn_listener: Option<IpnListener>,
@@ -148,9 +149,8 @@ impl Daemon {
                 .map_err(StartError::Sync)?,
             None => SyncHandle::disabled(sync_store),
         };
-        let service = dbus::serve(&engine, &sync, &BusAddress::parse(&config.bus))
-            .await
-            .inspect_err(|_| sync.stop())?;
+        let stop_sync = StopSync(sync.clone());
+        let service = dbus::serve(&engine, &sync, &BusAddress::parse(&config.bus)).await?;
         let ipn_listener = match (&config.appotapay, config.appotapay_ipn_listen) {
             (Some(settings), Some(address)) => {
                 Some(start_ipn_listener(&engine, address, settings.secret_key.clone()).await?)
@@ -172,6 +172,7 @@ impl Daemon {
         Ok(Daemon {
             engine,
             sync,
+            _stop_sync: stop_sync,
             _service: service,
             ipn_listener,
             display,
@@ -190,9 +191,12 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
+/// Stops the sync's task when dropped: with the daemon, or when its start fails half-way.
+struct StopSync(SyncHandle);
+
+impl Drop for StopSync {
     fn drop(&mut self) {
-        self.sync.stop();
+        self.0.stop();
     }
 }
 

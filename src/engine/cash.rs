@@ -71,22 +71,34 @@ impl Engine {
                 (None, false, None)
             }
         };
-        let _guard = match &handle {
+        let guard = match &handle {
             Some(handle) => Some(handle.lock.lock().await),
             None => None,
         };
         let stamp = self.stamp();
-        self.write(move |tx, changes| {
-            confirm_in(
-                tx,
-                changes,
-                request,
-                cashier_confirms,
-                refunder.as_deref(),
-                &stamp,
-            )
-        })
-        .await
+        let attempt_id = match &request.target {
+            Target::Attempt(id) if cashier_confirms => Some(id.clone()),
+            _ => None,
+        };
+        let reply = self
+            .write(move |tx, changes| {
+                confirm_in(
+                    tx,
+                    changes,
+                    request,
+                    cashier_confirms,
+                    refunder.as_deref(),
+                    &stamp,
+                )
+            })
+            .await?;
+        drop(guard);
+        if let Some(id) = attempt_id {
+            // A confirmed transfer ends its QR: the supervisor closes it now rather than at its
+            // next look, a minute away, so `OpenAttempts` says at once that nothing is payable.
+            self.nudge(&id);
+        }
+        Ok(reply)
     }
 }
 

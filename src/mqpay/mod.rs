@@ -229,6 +229,10 @@ impl MqPay {
     }
 
     /// Sends `request` and returns the JSON of a 2xx answer (`null` for an empty body).
+    ///
+    /// A signed request refused with 401 or 403 whose answer showed the local clock off from
+    /// the server's (so the signature's timestamp was refused, most likely) is sent once more
+    /// at once, timed by the server's clock.
     pub async fn send(&self, request: Request<'_>) -> Result<serde_json::Value, MqPayError> {
         let body = request
             .body
@@ -238,7 +242,8 @@ impl MqPay {
 
     /// Sends `request` with `body`, JSON the caller wrote itself, as its exact bytes
     /// (`request.body` is not read): for a body `serde_json::Value` cannot hold, such as an
-    /// amount written as a JSON number from its decimal digits, never through a float.
+    /// amount written as a JSON number from its decimal digits, never through a float. Sent
+    /// again on the server's clock as [`MqPay::send`] is.
     pub async fn send_json(
         &self,
         request: Request<'_>,
@@ -248,6 +253,24 @@ impl MqPay {
     }
 
     async fn send_bytes(
+        &self,
+        request: Request<'_>,
+        body: Option<Vec<u8>>,
+    ) -> Result<serde_json::Value, MqPayError> {
+        let offset = self.clock_offset_seconds();
+        match self.send_once(request.clone(), body.clone()).await {
+            Err(error)
+                if self.settings.signing_secret.is_some()
+                    && error.disposition() == Disposition::Auth
+                    && self.clock_offset_seconds() != offset =>
+            {
+                self.send_once(request, body).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_once(
         &self,
         request: Request<'_>,
         body: Option<Vec<u8>>,

@@ -203,6 +203,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
                 WHERE name = 'outbox_parked';
         END;
 
+    -- A transaction still open that never had an event (an earlier qrpayd queued none for an
+    -- unpaid sale): one event of the whole transaction, so that its later changes find it
+    -- upstream.
+    INSERT INTO outbox (transaction_id, kind, payload, created_at)
+        SELECT t.id, 'transaction_backfilled', '{}', t.updated_at FROM transactions AS t
+        WHERE t.status IN ('100_NEW', '300_PARTIAL')
+          AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.transaction_id = t.id);
+
     CREATE TRIGGER outbox_on_transaction_insert AFTER INSERT ON transactions
         BEGIN
             INSERT INTO outbox (transaction_id, kind, payload, created_at, record, record_id)

@@ -4,8 +4,9 @@ use rust_decimal::Decimal;
 
 use super::{Store, StoreError, schema::LATEST_VERSION};
 use crate::domain::{
-    Attempt, AttemptStatus, AttemptType, Currency, DeepLink, Failure, Item, OutboxKind,
-    PaymentResult, Source, Timestamp, Transaction, TransactionFilter, TransactionStatus,
+    Attempt, AttemptStatus, AttemptType, Currency, DeepLink, Failure, Item, OutboxEvent,
+    OutboxKind, OutboxRecord, PaymentResult, Source, Timestamp, Transaction, TransactionFilter,
+    TransactionStatus,
 };
 
 fn dec(s: &str) -> Decimal {
@@ -379,7 +380,6 @@ fn overpayments_and_request_ids_are_stored_and_found() {
 /// synced field queues none.
 #[test]
 fn every_change_queues_an_outbox_event_by_trigger() {
-    use crate::domain::OutboxRecord;
     let (_dir, store) = open_temp();
     let events = store
         .write(|tx| {
@@ -522,4 +522,65 @@ fn retention_deletes_only_delivered_finished_and_old_records() {
         .expect("write");
     assert!(events > 0);
     assert_eq!(pending, 1, "the undelivered event is kept");
+}
+
+/// Issue 11: migration 5 keeps every outbox row of an earlier qrpayd (each then sends its
+/// whole transaction) and gives an open transaction that had none an event of its own; a
+/// transaction that had events gets no second one.
+#[test]
+fn migration_5_keeps_old_events_and_backfills_open_transactions() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join(Store::FILE_NAME);
+    {
+        let connection = rusqlite::Connection::open(&path).expect("raw open");
+        for sql in &super::schema::MIGRATIONS[..4] {
+            connection.execute_batch(sql).expect("migration");
+        }
+        connection
+            .pragma_update(None, "user_version", 4)
+            .expect("version 4");
+        for (id, status) in [("settled", "304_SETTLED"), ("open", "100_NEW")] {
+            connection
+                .execute(
+                    "INSERT INTO transactions (id, number, terminal_id, source_type, source_id,
+                     currency, total, paid, refunded, status, created_at, updated_at)
+                     VALUES (?1, ?1, 'T1', 'Order', ?1, 'MNT', '1', '0', '0', ?2, 1, 1)",
+                    rusqlite::params![id, status],
+                )
+                .expect("transaction");
+        }
+        connection
+            .execute(
+                "INSERT INTO outbox (transaction_id, kind, payload, created_at)
+                 VALUES ('settled', 'transaction_settled', '{\"paid\":\"1\"}', 1)",
+                [],
+            )
+            .expect("an old event");
+    }
+    let store = Store::open(&path).expect("migrates");
+    let events = store.read(|tx| tx.pending_outbox(10)).expect("read");
+    let summary: Vec<(&str, &str, &OutboxRecord)> = events
+        .iter()
+        .map(|e| (e.transaction_id.as_str(), e.kind.as_str(), &e.record))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "settled",
+                "transaction_settled",
+                &OutboxRecord::WholeTransaction
+            ),
+            (
+                "open",
+                "transaction_backfilled",
+                &OutboxRecord::WholeTransaction
+            ),
+        ]
+    );
+    assert!(events.iter().all(OutboxEvent::creates));
+    assert_eq!(
+        store.read(|tx| tx.pending_outbox_count()).expect("count"),
+        2
+    );
 }

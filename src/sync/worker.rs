@@ -6,7 +6,8 @@
 //! once. Within a transaction the events' records are sent in the order of their first event
 //! (so a parent always goes before its child), each record once, in its current state: the
 //! events of one record are coalesced into one request. The first failure stops that
-//! transaction; what was accepted before it is marked delivered in one short write.
+//! transaction; what the back office accepted in the whole pass is marked delivered in one
+//! short write at its end.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use tokio::sync::broadcast;
 use super::wire::{self, GatewayLink, Outgoing, RecordKey, WireRecord};
 use super::{SyncHandle, SyncState, backoff};
 use crate::config::UpstreamSettings;
-use crate::domain::{OutboxEvent, Timestamp};
+use crate::domain::{AttemptStatus, OutboxEvent, Timestamp};
 use crate::engine::Event;
 use crate::mqpay::{Disposition, Method, MqPay, MqPayError, Request};
 use crate::store::{StoreError, TransactionRecords};
@@ -161,19 +162,25 @@ impl Worker {
         }
     }
 
-    /// Publishes a new state, logging the change once.
+    /// Publishes a new state, logging the change once: a warning when the sync goes offline or
+    /// is paused, a line at info when it recovers, and the to and fro between `syncing` and
+    /// `idle` that every sale makes at debug only.
     fn set_state(&self, state: SyncState, why: Option<&str>) {
         let before = self.handle.status().state;
         if before == state {
             return;
         }
-        match state {
-            SyncState::Offline | SyncState::PausedAuth => tracing::warn!(
+        let troubled = |s: SyncState| matches!(s, SyncState::Offline | SyncState::PausedAuth);
+        if troubled(state) {
+            tracing::warn!(
                 state = state.name(),
                 reason = why.unwrap_or_default(),
                 "the upstream sync is {state}"
-            ),
-            _ => tracing::info!(state = state.name(), "the upstream sync is {state}"),
+            );
+        } else if troubled(before) || before == SyncState::Disabled {
+            tracing::info!(state = state.name(), "the upstream sync is {state}");
+        } else {
+            tracing::debug!(state = state.name(), "the upstream sync is {state}");
         }
         self.handle.published(|status| status.state = state);
     }
@@ -188,7 +195,11 @@ impl Worker {
             return Ok((Outcome::Done, false));
         }
         let full = events.len() as u32 == BATCH;
-        self.set_state(SyncState::Syncing, None);
+        // From idle the sync is syncing; offline or paused it stays so until a pass succeeds
+        // (a retry is no news).
+        if self.handle.status().state == SyncState::Idle {
+            self.set_state(SyncState::Syncing, None);
+        }
         let mut groups: Vec<(String, Vec<OutboxEvent>)> = Vec::new();
         for event in events {
             match groups
@@ -199,17 +210,38 @@ impl Worker {
                 None => groups.push((event.transaction_id.clone(), vec![event])),
             }
         }
-        let outcomes: Vec<Outcome> = futures_util::stream::iter(groups)
+        let results: Vec<(Outcome, Vec<i64>)> = futures_util::stream::iter(groups)
             .map(|(id, events)| self.sync_transaction(id, events))
             .buffer_unordered(self.settings.max_in_flight)
             .collect()
             .await;
-        let outcome = outcomes.into_iter().fold(Outcome::Done, Outcome::worst);
+        let mut delivered = Vec::new();
+        let mut outcome = Outcome::Done;
+        for (result, seqs) in results {
+            outcome = outcome.worst(result);
+            delivered.extend(seqs);
+        }
+        // One short write for the whole pass: the till's writes wait for one commit, not one
+        // per transaction. A crash before it only sends these events again (at least once).
+        if !delivered.is_empty()
+            && let Err(error) = self.mark_delivered(delivered).await
+        {
+            tracing::error!(%error, "cannot mark upstream events delivered");
+            outcome = outcome.worst(Outcome::Retry {
+                after: None,
+                why: error.to_string(),
+            });
+        }
         Ok((outcome, full))
     }
 
     /// Syncs one transaction's pending events, in order, stopping at the first failure.
-    async fn sync_transaction(&self, transaction_id: String, events: Vec<OutboxEvent>) -> Outcome {
+    /// Returns how it ended and the events the back office accepted.
+    async fn sync_transaction(
+        &self,
+        transaction_id: String,
+        events: Vec<OutboxEvent>,
+    ) -> (Outcome, Vec<i64>) {
         let id = transaction_id.clone();
         let records = match self
             .handle
@@ -225,24 +257,38 @@ impl Worker {
                     "the transaction is not in the database",
                 )
                 .await;
-                return Outcome::Done;
+                return (Outcome::Done, Vec::new());
             }
             Err(error) => {
-                return Outcome::Retry {
+                let retry = Outcome::Retry {
                     after: None,
                     why: error.to_string(),
                 };
+                return (retry, Vec::new());
             }
         };
         let link = match self.gateway_link(&records).await {
             Ok(link) => link,
             Err(error) => {
-                return Outcome::Retry {
+                let retry = Outcome::Retry {
                     after: None,
                     why: error.to_string(),
                 };
+                return (retry, Vec::new());
             }
         };
+        if let Some(link) = &link
+            && link.transaction_id.is_none()
+            && records
+                .attempts
+                .iter()
+                .any(|a| a.provider == link.provider && a.status == AttemptStatus::New)
+        {
+            // A gateway checkout is on its way to MQ-Pay: what it makes or finds there decides
+            // whether this sale is created or patched. Held until its answer is recorded (an
+            // event that wakes the sync), so the two never make the sale twice.
+            return (Outcome::Done, Vec::new());
+        }
         let steps = plan(&events, &records);
         let mut delivered = Vec::new();
         let mut outcome = Outcome::Done;
@@ -287,16 +333,7 @@ impl Worker {
                 },
             }
         }
-        if !delivered.is_empty()
-            && let Err(error) = self.mark_delivered(delivered).await
-        {
-            tracing::error!(%error, transaction_id, "cannot mark upstream events delivered");
-            outcome = outcome.worst(Outcome::Retry {
-                after: None,
-                why: error.to_string(),
-            });
-        }
-        outcome
+        (outcome, delivered)
     }
 
     /// How the sale meets the back office when it is the MQ-Pay the gateway provider takes

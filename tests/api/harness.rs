@@ -124,6 +124,11 @@ impl Harness {
     pub fn daemon(&self) -> &Daemon {
         &self._daemon
     }
+
+    /// The daemon's state directory (its database).
+    pub fn state_dir(&self) -> PathBuf {
+        self._dir.path().join("state")
+    }
 }
 
 /// A checkout request for `amount` MNT of order `source_id`.

@@ -450,3 +450,59 @@ fn ids(reply: &Value, provider: &'static str) -> (String, String, &'static str) 
         provider,
     )
 }
+
+// The upstream sync's lines.
+
+/// Issue 11: the sync writes one entry when it goes offline (with the reason) and one per
+/// parked event, naming its transaction (`TRANSACTION_ID`), and none per request.
+#[tokio::test]
+async fn the_sync_logs_its_troubles_and_each_parked_event_with_its_transaction() {
+    use crate::mock_backoffice::MockBackOffice;
+    let journal = Journal::default();
+    let _default =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(journal.clone()));
+    let mock = MockBackOffice::start().await;
+    mock.set_down(true);
+    let h = Harness::start_with(&mock.upstream_section("")).await;
+    let mut signals = h.client.watch().await.expect("watch");
+    let (transaction_id, attempt_id) = crate::sync::paid_sale(&h, "journal-sync", "700").await;
+    crate::sync::wait_sync(&h.client, &mut signals, "offline", |s| {
+        s["state"] == "offline"
+    })
+    .await;
+    mock.reject(&attempt_id);
+    mock.set_down(false);
+    h.client.sync_now().await.expect("sync now");
+    crate::sync::wait_sync(&h.client, &mut signals, "a parked event", |s| {
+        s["parked"] == 1
+    })
+    .await;
+
+    let entries = journal.entries();
+    let offline: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| message(e) == "the upstream sync is offline")
+        .collect();
+    assert_eq!(offline.len(), 1, "{offline:?}");
+    assert_eq!(values(offline[0], "PRIORITY"), ["4"]);
+    assert!(
+        values(offline[0], "REASON")[0].contains("503"),
+        "{offline:?}"
+    );
+    let parked: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| message(e).starts_with("the back office refused an upstream event"))
+        .collect();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(
+        values(parked[0], "TRANSACTION_ID"),
+        [transaction_id.as_str()]
+    );
+    assert!(values(parked[0], "ANSWER")[0].contains("422"), "{parked:?}");
+    assert_eq!(values(parked[0], "PRIORITY"), ["4"]);
+    let requests_at_info = entries
+        .iter()
+        .filter(|e| values(e, "PRIORITY") == ["5"] && message(e).contains("/payment-"))
+        .count();
+    assert_eq!(requests_at_info, 0);
+}

@@ -19,7 +19,7 @@ async fn daemon_for(mock: &MockBackOffice, upstream_extra: &str) -> Harness {
 }
 
 /// Waits until the sync's properties satisfy `done`, woken by their change signals.
-async fn wait_sync(
+pub(crate) async fn wait_sync(
     client: &Client,
     signals: &mut (impl Stream<Item = Signal> + Unpin),
     what: &str,
@@ -50,7 +50,7 @@ async fn wait_delivered(client: &Client, signals: &mut (impl Stream<Item = Signa
 }
 
 /// A paid sale of `amount` with two items; returns (transaction id, attempt id).
-async fn paid_sale(h: &Harness, source_id: &str, amount: &str) -> (String, String) {
+pub(crate) async fn paid_sale(h: &Harness, source_id: &str, amount: &str) -> (String, String) {
     let mut signals = h.client.watch().await.expect("watch");
     let request = with(
         order(source_id, amount),
@@ -194,6 +194,11 @@ async fn every_record_reaches_the_back_office_through_500s_and_429s() {
     wait_delivered(&h.client, &mut signals).await;
     assert!(mock.state().answered(500) >= 2 && mock.state().answered(429) == 1);
     assert_upstream_equals_terminal(&h, &mock).await;
+    // Every request carried the terminal's idempotency key: `<terminal id>-<outbox seq>`.
+    assert!(mock.state().writes.iter().all(|w| {
+        let seq = w.idempotency_key.strip_prefix("TEST-01-").unwrap_or("x");
+        seq.trim_end_matches("-patch").parse::<u64>().is_ok()
+    }));
     let status = h.client.sync_status().await.expect("status");
     assert_eq!(status["parked"], 0);
     assert_eq!(status["oldest_pending_seconds"], 0);
@@ -361,6 +366,26 @@ async fn refused_credentials_pause_the_sync_until_sync_now() {
     assert_upstream_equals_terminal(&h, &mock).await;
 }
 
+/// The terminal's clock is ten minutes behind the back office's: the first signed request is
+/// refused (its timestamp is outside the ±300 s window), its answer's `Date` shows the skew,
+/// and the request is sent again at once on the back office's clock; everything arrives
+/// without a pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_follow_the_back_offices_clock_when_the_local_one_is_off() {
+    let mock = MockBackOffice::start().await;
+    mock.state().clock_offset = 600;
+    let h = daemon_for(&mock, "").await;
+    let mut signals = h.client.watch().await.expect("watch");
+    paid_sale(&h, "skew-1", "1500").await;
+    wait_delivered(&h.client, &mut signals).await;
+    assert_eq!(
+        mock.state().refused_auth,
+        1,
+        "only the first request was refused"
+    );
+    assert_upstream_equals_terminal(&h, &mock).await;
+}
+
 /// A record the back office already holds (a 409 on create) is sent as a PATCH of its whole
 /// current state, which replaces what the back office had.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -403,15 +428,9 @@ async fn without_upstream_the_sync_is_disabled() {
 async fn two_thousand_payments_made_offline_all_arrive_in_order() {
     const BACKLOG: usize = 2000;
     const LIVE: usize = 20;
-    // A free port that nothing listens on yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let base_url = format!(
-        "http://127.0.0.1:{port}{}",
-        crate::mock_backoffice::BASE_PATH
-    );
+    // A port held for the back office, where nothing listens yet: connections are refused.
+    let (reserved, address) = MockBackOffice::reserve();
+    let base_url = format!("http://{address}{}", crate::mock_backoffice::BASE_PATH);
     let h = Harness::start_seeded("", "", &upstream_section(&base_url, true, ""), |state| {
         crate::backlog::write_backlog(state, "TEST-01", BACKLOG);
     })
@@ -443,7 +462,7 @@ async fn two_thousand_payments_made_offline_all_arrive_in_order() {
     );
     assert!(status["oldest_pending_seconds"].as_u64().is_some());
 
-    let mock = MockBackOffice::start_on(&format!("127.0.0.1:{port}"), true).await;
+    let mock = MockBackOffice::start_reserved(reserved, true);
     h.client.sync_now().await.expect("sync now");
     wait_delivered(&h.client, &mut signals).await;
     {
@@ -452,6 +471,12 @@ async fn two_thousand_payments_made_offline_all_arrive_in_order() {
         assert_eq!(state.count("payment-attempts"), BACKLOG + LIVE);
         assert_eq!(state.count("payment-results"), BACKLOG + LIVE);
         assert_eq!(state.answered(422), 0, "no child before its parent");
+        // Transactions went several at a time, never more than `max_in_flight` (4).
+        assert!(
+            (2..=4).contains(&state.most_in_flight),
+            "{} requests at once",
+            state.most_in_flight
+        );
         // Per transaction, the back office saw its writes in the order they happened.
         let mut last: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
         for write in state
@@ -526,7 +551,12 @@ async fn kill_9_before_marking_delivered_duplicates_nothing_upstream() {
     wait_delivered(&client, &mut signals).await;
     {
         let state = mock.state();
-        assert_eq!(state.count("transactions"), 1);
+        assert_eq!(
+            state.count("transactions"),
+            1,
+            "{:?}",
+            state.collection("transactions")
+        );
         assert_eq!(state.count("payment-attempts"), 1);
         assert_eq!(state.count("payment-results"), 1);
         let up = state
@@ -544,7 +574,13 @@ async fn kill_9_before_marking_delivered_duplicates_nothing_upstream() {
     }
     daemon.kill_9();
     let log = std::fs::read_to_string(&log).expect("log");
-    assert!(log.contains("upstream"), "the log is the daemon's");
+    // One line per change of the sync's state; none per request accepted at info.
+    assert!(log.contains("the upstream sync is idle"), "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains(" INFO ") && l.contains("/payment-results")),
+        "a request was logged at info"
+    );
     for (what, secret) in [
         ("the API key", API_KEY),
         ("the signing secret", SIGNING_SECRET),
@@ -552,4 +588,70 @@ async fn kill_9_before_marking_delivered_duplicates_nothing_upstream() {
         assert!(!log.contains(secret), "{what} is in the log");
     }
     assert!(!log.contains("v1="), "a signature is in the log");
+}
+
+/// Retention through the daemon: a finished, delivered transaction older than
+/// `retention_days` is deleted with everything of it on `SyncNow`; a recent one, and an old
+/// one whose events were not all delivered, stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_only_delivered_finished_transactions_past_the_window() {
+    let mock = MockBackOffice::start().await;
+    let h = daemon_for(&mock, "retention_days = 30").await;
+    let mut signals = h.client.watch().await.expect("watch");
+    let (old, _) = paid_sale(&h, "old", "1000").await;
+    let (recent, _) = paid_sale(&h, "recent", "1000").await;
+    wait_delivered(&h.client, &mut signals).await;
+    // A third sale, old too, whose events the back office refuses: never deleted.
+    mock.set_down(true);
+    let (undelivered, refused_attempt) = paid_sale(&h, "old-undelivered", "1000").await;
+    mock.reject(&refused_attempt);
+    mock.set_down(false);
+    h.client.sync_now().await.expect("sync now");
+    wait_sync(&h.client, &mut signals, "a parked event", |s| {
+        s["parked"] == 1
+    })
+    .await;
+    // Forty days pass for two of them (their times moved back in the file, as an old database
+    // would hold them; this touches no synced field, so it queues nothing).
+    {
+        let database = h.state_dir().join(qrpayd::store::Store::FILE_NAME);
+        let connection = rusqlite::Connection::open(database).expect("open");
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
+        let forty_days = 40 * 86_400_000_i64;
+        for id in [&old, &undelivered] {
+            connection
+                .execute(
+                    "UPDATE transactions SET created_at = created_at - ?2,
+                     updated_at = updated_at - ?2 WHERE id = ?1",
+                    rusqlite::params![id, forty_days],
+                )
+                .expect("age");
+        }
+    }
+    // SyncNow runs retention first. Deleting history signals nothing (no count the till sees
+    // changes), so the test looks until the transaction is gone.
+    h.client.sync_now().await.expect("sync now");
+    let gone = tokio::time::timeout(EVENT_TIMEOUT, async {
+        loop {
+            match h.client.get_transaction(&old).await {
+                Err(error) => return error,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await
+    .expect("the old transaction is deleted");
+    assert_eq!(error_name(&gone), "TransactionNotFound");
+    h.client
+        .get_transaction(&recent)
+        .await
+        .expect("the recent one stays");
+    h.client
+        .get_transaction(&undelivered)
+        .await
+        .expect("the undelivered one stays");
+    // The back office keeps what it was sent.
+    assert!(mock.state().record("transactions", &old).is_some());
 }

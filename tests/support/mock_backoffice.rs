@@ -84,6 +84,12 @@ pub struct State {
     pub reject_ids: Vec<String>,
     /// Requests with a bad signature or key.
     pub refused_auth: usize,
+    /// Requests being answered now, and the most there ever were at once.
+    pub in_flight: usize,
+    pub most_in_flight: usize,
+    /// How far the back office's clock is ahead of this machine's, in seconds: its `Date`
+    /// header and its signature window follow it.
+    pub clock_offset: i64,
 }
 
 impl State {
@@ -131,6 +137,10 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_offset(&self) -> i64 {
+        self.lock().clock_offset
+    }
+
     fn changed(&self) {
         self.version.send_modify(|v| *v += 1);
     }
@@ -159,15 +169,35 @@ impl MockBackOffice {
 
     /// A mock on `address` (`127.0.0.1:<port>`), signed or not.
     pub async fn start_on(address: &str, signed: bool) -> MockBackOffice {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .expect("bind the mock back office");
+        MockBackOffice::serve(listener, signed)
+    }
+
+    /// A port of 127.0.0.1 held for a mock that is not there yet: bound, not listening, so a
+    /// connection to it is refused (a back office that is down) and no other test can take it.
+    pub fn reserve() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        let address = socket.local_addr().expect("address");
+        (socket, address)
+    }
+
+    /// The mock on a port held by [`MockBackOffice::reserve`]: the back office comes up.
+    pub fn start_reserved(socket: tokio::net::TcpSocket, signed: bool) -> MockBackOffice {
+        MockBackOffice::serve(socket.listen(1024).expect("listen"), signed)
+    }
+
+    fn serve(listener: tokio::net::TcpListener, signed: bool) -> MockBackOffice {
         let (version, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             version,
             signed,
         });
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .expect("bind the mock back office");
         let address = listener.local_addr().expect("address");
         let router = axum::Router::new()
             .fallback(handle)
@@ -268,6 +298,16 @@ fn now_seconds() -> i64 {
         .unwrap_or(0)
 }
 
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date(unix_seconds: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    at.format(time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    ))
+    .unwrap_or_default()
+}
+
 fn error(status: StatusCode, code: &str, message: &str) -> (StatusCode, Value) {
     (status, json!({"error": {"code": code, "message": message}}))
 }
@@ -275,6 +315,7 @@ fn error(status: StatusCode, code: &str, message: &str) -> (StatusCode, Value) {
 /// Whether the request carries the key and, when required, a valid signature.
 fn authorised(
     shared: &Shared,
+    clock_offset: i64,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -297,7 +338,7 @@ fn authorised(
     let Ok(at) = timestamp.parse::<i64>() else {
         return false;
     };
-    if (at - now_seconds()).abs() > SIGNATURE_WINDOW_SECONDS {
+    if (at - now_seconds() - clock_offset).abs() > SIGNATURE_WINDOW_SECONDS {
         return false;
     }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
@@ -342,12 +383,24 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    {
+        let mut state = shared.lock();
+        state.in_flight += 1;
+        state.most_in_flight = state.most_in_flight.max(state.in_flight);
+    }
+    // Long enough for requests of other transactions to overlap, as over a real network.
+    tokio::time::sleep(Duration::from_millis(1)).await;
     let reply = answer(&shared, &method, &uri, &headers, &body);
     shared.changed();
     if let Some(hold) = reply.hold {
         tokio::time::sleep(hold).await;
     }
+    shared.lock().in_flight -= 1;
     let mut response = (reply.status, axum::Json(reply.body)).into_response();
+    let date = http_date(now_seconds() + shared.lock_offset());
+    if let Ok(value) = date.parse() {
+        response.headers_mut().insert("date", value);
+    }
     if let Some(seconds) = reply.retry_after {
         response.headers_mut().insert("retry-after", seconds.into());
     }
@@ -388,7 +441,7 @@ fn answer(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body
             "DOWN",
             "the back office is down",
         ))
-    } else if state.deny || !authorised(shared, method, uri, headers, body) {
+    } else if state.deny || !authorised(shared, state.clock_offset, method, uri, headers, body) {
         state.refused_auth += 1;
         Reply::of(error(
             StatusCode::UNAUTHORIZED,
