@@ -442,6 +442,33 @@ pub(super) fn parse_vietqr(
     })
 }
 
+/// A secret given inline (`key`) or in a file (`key_file`), read through [`read_secret`]; an
+/// inline one that is empty or blank is refused with its line.
+pub(super) fn spanned_secret(
+    key: &'static str,
+    inline: &Option<Spanned<String>>,
+    file: &Option<Spanned<PathBuf>>,
+    text: &str,
+    path: &Path,
+) -> Result<Option<secrecy::SecretString>, ConfigError> {
+    if let Some(inline) = inline
+        && inline.get_ref().trim().is_empty()
+    {
+        return Err(invalid_at(
+            text,
+            path,
+            key,
+            inline.span(),
+            "is empty".to_owned(),
+        ));
+    }
+    read_secret(
+        key,
+        inline.as_ref().map(|s| s.get_ref().as_str()),
+        file.as_ref().map(|f| f.get_ref().as_path()),
+    )
+}
+
 /// `[providers.mqpay]` as written. Its `Debug` leaves the inline secrets out.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -538,31 +565,24 @@ pub(super) fn parse_mqpay(
         }
         None => vec![Currency::Vnd, Currency::Mnt],
     };
-    let secret =
-        |key: &'static str, inline: &Option<Spanned<String>>, file: &Option<Spanned<PathBuf>>| {
-            if let Some(inline) = inline
-                && inline.get_ref().is_empty()
-            {
-                return Err(invalid(key, inline.span(), "is empty".to_owned()));
-            }
-            read_secret(
-                key,
-                inline.as_ref().map(|s| s.get_ref().as_str()),
-                file.as_ref().map(|f| f.get_ref().as_path()),
-            )
-        };
-    let api_key =
-        secret("providers.mqpay.api_key", &raw.api_key, &raw.api_key_file)?.ok_or_else(|| {
-            ConfigError::Missing {
-                path: path.to_owned(),
-                key: "providers.mqpay.api_key",
-                message: "give api_key or api_key_file".to_owned(),
-            }
-        })?;
-    let signing_secret = secret(
+    let api_key = spanned_secret(
+        "providers.mqpay.api_key",
+        &raw.api_key,
+        &raw.api_key_file,
+        text,
+        path,
+    )?
+    .ok_or_else(|| ConfigError::Missing {
+        path: path.to_owned(),
+        key: "providers.mqpay.api_key",
+        message: "give api_key or api_key_file".to_owned(),
+    })?;
+    let signing_secret = spanned_secret(
         "providers.mqpay.signing_secret",
         &raw.signing_secret,
         &raw.signing_secret_file,
+        text,
+        path,
     )?;
     let poll = *raw.poll_interval_ms.get_ref();
     let min_poll = mqpay::MIN_POLL_INTERVAL.as_millis() as u64;

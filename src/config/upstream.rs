@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::providers::{check_url, invalid_at};
-use super::{ConfigError, read_secret};
+use super::providers::{check_url, invalid_at, spanned_secret};
+use super::ConfigError;
 use crate::mqpay::MqPaySettings;
 
 /// The validated `[upstream]` section.
@@ -80,32 +80,24 @@ pub(super) fn parse_upstream(
     };
     let base_url = check_url(raw.base_url.get_ref(), false)
         .map_err(|message| invalid("upstream.base_url", raw.base_url.span(), message))?;
-    for (key, inline) in [
-        ("upstream.api_key", &raw.api_key),
-        ("upstream.signing_secret", &raw.signing_secret),
-    ] {
-        if let Some(inline) = inline
-            && inline.get_ref().trim().is_empty()
-        {
-            return Err(invalid(key, inline.span(), "is empty".to_owned()));
-        }
-    }
-    let api_key = read_secret(
+    let api_key = spanned_secret(
         "upstream.api_key",
-        raw.api_key.as_ref().map(|s| s.get_ref().as_str()),
-        raw.api_key_file.as_ref().map(|f| f.get_ref().as_path()),
+        &raw.api_key,
+        &raw.api_key_file,
+        text,
+        path,
     )?
     .ok_or_else(|| ConfigError::Missing {
         path: path.to_owned(),
         key: "upstream.api_key",
         message: "give api_key or api_key_file".to_owned(),
     })?;
-    let signing_secret = read_secret(
+    let signing_secret = spanned_secret(
         "upstream.signing_secret",
-        raw.signing_secret.as_ref().map(|s| s.get_ref().as_str()),
-        raw.signing_secret_file
-            .as_ref()
-            .map(|f| f.get_ref().as_path()),
+        &raw.signing_secret,
+        &raw.signing_secret_file,
+        text,
+        path,
     )?;
     let bounded = |key: &'static str, value: &Spanned<u64>, low: u64, high: u64, unit: &str| {
         let n = *value.get_ref();
