@@ -469,6 +469,24 @@ pub(super) fn spanned_secret(
     )
 }
 
+/// [`spanned_secret`] for a secret that must be given.
+pub(super) fn required_secret(
+    key: &'static str,
+    inline: &Option<Spanned<String>>,
+    file: &Option<Spanned<PathBuf>>,
+    text: &str,
+    path: &Path,
+) -> Result<secrecy::SecretString, ConfigError> {
+    spanned_secret(key, inline, file, text, path)?.ok_or_else(|| {
+        let name = key.rsplit('.').next().unwrap_or(key);
+        ConfigError::Missing {
+            path: path.to_owned(),
+            key,
+            message: format!("give {name} or {name}_file"),
+        }
+    })
+}
+
 /// `[providers.mqpay]` as written. Its `Debug` leaves the inline secrets out.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -565,18 +583,13 @@ pub(super) fn parse_mqpay(
         }
         None => vec![Currency::Vnd, Currency::Mnt],
     };
-    let api_key = spanned_secret(
+    let api_key = required_secret(
         "providers.mqpay.api_key",
         &raw.api_key,
         &raw.api_key_file,
         text,
         path,
-    )?
-    .ok_or_else(|| ConfigError::Missing {
-        path: path.to_owned(),
-        key: "providers.mqpay.api_key",
-        message: "give api_key or api_key_file".to_owned(),
-    })?;
+    )?;
     let signing_secret = spanned_secret(
         "providers.mqpay.signing_secret",
         &raw.signing_secret,

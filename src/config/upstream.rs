@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::providers::{check_url, invalid_at, spanned_secret};
 use super::ConfigError;
+use super::providers::{check_url, invalid_at, required_secret, spanned_secret};
 use crate::mqpay::MqPaySettings;
 
 /// The validated `[upstream]` section.
@@ -80,18 +80,13 @@ pub(super) fn parse_upstream(
     };
     let base_url = check_url(raw.base_url.get_ref(), false)
         .map_err(|message| invalid("upstream.base_url", raw.base_url.span(), message))?;
-    let api_key = spanned_secret(
+    let api_key = required_secret(
         "upstream.api_key",
         &raw.api_key,
         &raw.api_key_file,
         text,
         path,
-    )?
-    .ok_or_else(|| ConfigError::Missing {
-        path: path.to_owned(),
-        key: "upstream.api_key",
-        message: "give api_key or api_key_file".to_owned(),
-    })?;
+    )?;
     let signing_secret = spanned_secret(
         "upstream.signing_secret",
         &raw.signing_secret,
