@@ -518,12 +518,22 @@ async fn an_attempt_change_that_leaves_its_transaction_unchanged_does_not_republ
         .await
         .expect("checkout");
     let transaction_id = s(&reply, "transaction_id");
+    let attempt_id = s(&reply, "attempt_id");
     let mut transaction_changes = 0;
+    let mut expired = false;
+    // The close is the first `OpenAttempts` 0 after the attempt expired (not one that a busy
+    // machine may deliver from before the checkout).
     wait_for(&mut signals, "the expired attempt's close", |sig| {
         if sig.name == "TransactionChanged" && sig.args["transaction_id"] == transaction_id {
             transaction_changes += 1;
         }
-        sig.name == "PropertiesChanged" && sig.args["changed"]["OpenAttempts"] == 0
+        if sig.name == "AttemptChanged"
+            && sig.args["attempt_id"] == attempt_id
+            && sig.args["status"] == "501_EXPIRED"
+        {
+            expired = true;
+        }
+        expired && sig.name == "PropertiesChanged" && sig.args["changed"]["OpenAttempts"] == 0
     })
     .await;
     assert_eq!(
