@@ -521,8 +521,9 @@ async fn an_attempt_change_that_leaves_its_transaction_unchanged_does_not_republ
     let attempt_id = s(&reply, "attempt_id");
     let mut transaction_changes = 0;
     let mut expired = false;
-    // The close is the first `OpenAttempts` 0 after the attempt expired (not one that a busy
-    // machine may deliver from before the checkout).
+    // The close is the first `OpenAttempts` 0 after the attempt expired: the daemon's start
+    // publishes an `OpenAttempts` 0 of its own (resume's write), which a busy machine may
+    // deliver after the till subscribed.
     wait_for(&mut signals, "the expired attempt's close", |sig| {
         if sig.name == "TransactionChanged" && sig.args["transaction_id"] == transaction_id {
             transaction_changes += 1;
