@@ -95,6 +95,9 @@ mod mock_mqpay;
 /// the file allows dead code itself).
 #[path = "../tests/support/mock_appotapay.rs"]
 mod mock_appotapay;
+/// Serving and waiting, shared by the mocks.
+#[path = "../tests/support/mock_server.rs"]
+mod mock_server;
 
 /// What `mock_qpay` takes from the tests' harness.
 mod harness {

@@ -24,6 +24,9 @@ mod mock_qpay;
 /// The tests' mock AppotaPay (it allows the dead code of the parts left unused).
 #[path = "../tests/support/mock_appotapay.rs"]
 mod mock_appotapay;
+/// Serving and waiting, shared by the mocks.
+#[path = "../tests/support/mock_server.rs"]
+mod mock_server;
 
 /// The fault campaign's invariants.
 #[path = "../tests/campaign/invariants.rs"]

@@ -33,6 +33,9 @@ mod backlog;
 mod common;
 #[path = "../tests/support/mock_backoffice.rs"]
 mod mock_backoffice;
+/// Serving and waiting, shared by the mocks.
+#[path = "../tests/support/mock_server.rs"]
+mod mock_server;
 
 use common::*;
 use mock_backoffice::MockBackOffice;

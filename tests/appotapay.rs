@@ -21,6 +21,9 @@
 mod captured;
 #[path = "support/mock_appotapay.rs"]
 mod mock_appotapay;
+/// Serving and waiting, shared by the mocks.
+#[path = "support/mock_server.rs"]
+mod mock_server;
 
 use captured::Captured;
 

@@ -59,6 +59,9 @@ mod mock_appotapay;
 mod mock_backoffice;
 mod mock_mqpay;
 mod mock_qpay;
+/// Serving and waiting, shared by the mocks.
+#[path = "../support/mock_server.rs"]
+mod mock_server;
 mod money_safety;
 mod mqpay;
 mod payments;

@@ -23,6 +23,8 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::mock_server::{Server, loopback_listener, wait_until};
+
 use crate::harness::EVENT_TIMEOUT;
 
 /// The credentials the mock accepts.
@@ -198,13 +200,7 @@ pub struct MockQpay {
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
     shared: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MockQpay {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Server,
 }
 
 fn unix_now() -> f64 {
@@ -228,20 +224,16 @@ impl MockQpay {
             state: Mutex::new(State::default()),
             version,
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the mock");
+        let listener = loopback_listener().await;
         let address = listener.local_addr().expect("mock address");
         let router = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let server = Server::start(listener, router);
         MockQpay {
             base_url: format!("http://{address}"),
             shared,
-            server,
+            _server: server,
         }
     }
 
@@ -267,20 +259,12 @@ impl MockQpay {
 
     /// Waits until `done` holds for the mock's state (an event, not a sleep).
     pub async fn wait_for(&self, what: &str, mut done: impl FnMut(&State) -> bool) {
-        let mut changes = self.shared.version.subscribe();
-        let waited = tokio::time::timeout(EVENT_TIMEOUT, async {
-            loop {
-                if done(&self.shared.lock()) {
-                    return;
-                }
-                if changes.changed().await.is_err() {
-                    return;
-                }
-            }
+        let waited = wait_until(&self.shared.version, EVENT_TIMEOUT, || {
+            done(&self.shared.lock())
         })
         .await;
         assert!(
-            waited.is_ok(),
+            waited,
             "the mock QPay saw no {what} within {EVENT_TIMEOUT:?}"
         );
     }

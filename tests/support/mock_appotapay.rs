@@ -32,6 +32,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::watch;
 
+use crate::mock_server::{Server, loopback_listener};
+
 /// The credentials the mock accepts.
 pub const PARTNER_CODE: &str = "QRPAYD_TEST";
 pub const API_KEY: &str = "qrpayd-test-api-key";
@@ -157,13 +159,7 @@ pub struct MockAppotapay {
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
     shared: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MockAppotapay {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Server,
 }
 
 fn unix_now() -> u64 {
@@ -181,20 +177,16 @@ impl MockAppotapay {
             state: Mutex::new(State::default()),
             version,
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the mock");
+        let listener = loopback_listener().await;
         let address = listener.local_addr().expect("mock address");
         let router = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let server = Server::start(listener, router);
         MockAppotapay {
             base_url: format!("http://{address}"),
             shared,
-            server,
+            _server: server,
         }
     }
 

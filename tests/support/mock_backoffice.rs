@@ -26,6 +26,8 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use tokio::sync::watch;
 
+use crate::mock_server::{Server, wait_until};
+
 /// The credentials the mock accepts.
 pub const API_KEY: &str = "MOCK-BACKOFFICE-KEY-9fQ2x";
 pub const SIGNING_SECRET: &str = "MOCK-BACKOFFICE-SIGNING-7Lp0w";
@@ -152,13 +154,7 @@ pub struct MockBackOffice {
     pub base_url: String,
     pub address: std::net::SocketAddr,
     shared: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MockBackOffice {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Server,
 }
 
 impl MockBackOffice {
@@ -202,14 +198,12 @@ impl MockBackOffice {
         let router = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let server = Server::start(listener, router);
         MockBackOffice {
             base_url: format!("http://{address}{BASE_PATH}"),
             address,
             shared,
-            server,
+            _server: server,
         }
     }
 
@@ -262,20 +256,9 @@ impl MockBackOffice {
         within: Duration,
         mut done: impl FnMut(&State) -> bool,
     ) {
-        let mut changes = self.shared.version.subscribe();
-        let waited = tokio::time::timeout(within, async {
-            loop {
-                if done(&self.shared.lock()) {
-                    return;
-                }
-                if changes.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await;
+        let waited = wait_until(&self.shared.version, within, || done(&self.shared.lock())).await;
         assert!(
-            waited.is_ok(),
+            waited,
             "the mock back office saw no {what} within {within:?}"
         );
     }
