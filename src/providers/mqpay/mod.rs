@@ -109,6 +109,18 @@ struct Journalled {
     expires_at: Option<i64>,
 }
 
+impl From<Journalled> for Invoice {
+    fn from(journalled: Journalled) -> Invoice {
+        Invoice {
+            invoice_id: journalled.attempt_id,
+            qr_text: journalled.qr_code,
+            short_url: journalled.qr_url,
+            deep_links: Vec::new(),
+            expires_at: journalled.expires_at.map(Timestamp),
+        }
+    }
+}
+
 /// What the journal keeps of a refund: the refunds its attempt had before it was first sent,
 /// and the one it made once known.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -284,13 +296,7 @@ impl MqPayGateway {
         let journalled: Journalled = serde_json::from_str(&text).map_err(|e| {
             ProviderError::Unavailable(format!("the MQ-Pay journal is unreadable: {e}"))
         })?;
-        Ok(Some(Invoice {
-            invoice_id: journalled.attempt_id,
-            qr_text: journalled.qr_code,
-            short_url: journalled.qr_url,
-            deep_links: Vec::new(),
-            expires_at: journalled.expires_at.map(Timestamp),
-        }))
+        Ok(Some(journalled.into()))
     }
 
     /// Journals MQ-Pay's attempt as made for `key`; refuses one that another payment claimed.
@@ -319,13 +325,7 @@ impl MqPayGateway {
             ProviderError::Unavailable(format!("the MQ-Pay journal cannot be written: {e}"))
         })?;
         self.save(&checkout_journal_key(key), &text)?;
-        Ok(Invoice {
-            invoice_id: journalled.attempt_id,
-            qr_text: journalled.qr_code,
-            short_url: journalled.qr_url,
-            deep_links: Vec::new(),
-            expires_at: checkout.expires_at,
-        })
+        Ok(journalled.into())
     }
 
     /// Finds what a checkout whose answer was lost made at MQ-Pay (see the module docs).
